@@ -1,0 +1,128 @@
+// Package config holds natif-uploader's one typed configuration: its defaults,
+// the three sources it is read from (a YAML file, then the environment, then
+// command-line flags, each later source winning), and the validation that stops
+// the program before any work starts.
+//
+// Secrets (the API key and the password) come only from the environment or from
+// a file named by a *_FILE variable. A YAML file that holds one is rejected, so
+// that no secret sits in a file that is easy to commit or to print.
+package config
+
+import (
+	"time"
+)
+
+// Config is the effective configuration of one process. The zero value is not
+// useful: start from Default.
+type Config struct {
+	// BaseURL is the natif API base URL (NATIF_BASE_URL). Default https://api.natif.ai.
+	BaseURL string
+	// APIKey authenticates with "Authorization: ApiKey <secret>"; when set it wins
+	// over the password grant (NATIF_API_KEY or NATIF_API_KEY_FILE).
+	APIKey Secret
+	// Username and Password are used for the password grant at POST /token
+	// (NATIF_USERNAME, NATIF_PASSWORD or NATIF_PASSWORD_FILE).
+	Username string
+	Password Secret
+	// Realm is the realm query parameter of /token (NATIF_REALM). Default "public".
+	Realm string
+	// Scopes are asked for in the password grant (NATIF_SCOPES, space-separated).
+	// Default capturing_read capturing_write.
+	Scopes []string
+	// UploadPath is the upload endpoint (NATIF_UPLOAD_PATH). Default /documents/.
+	UploadPath string
+	// Workflow, when set, sends uploads to POST /processing/{Workflow} (NATIF_WORKFLOW).
+	Workflow string
+
+	// RedisURL selects the Redis queue (REDIS_URL); empty means the embedded queue.
+	// It may carry a password, so every printed form redacts it.
+	RedisURL SecretURL
+	// Queue is the asynq queue name (NATIF_QUEUE). Default "natif".
+	Queue string
+
+	// Inboxes are the watched folders (NATIF_INBOX, comma-separated), made absolute.
+	Inboxes []string
+	// DoneDir receives uploaded files (NATIF_DONE_DIR). Default ./done.
+	DoneDir string
+	// FailedDir receives permanently failed files (NATIF_FAILED_DIR). Default ./failed.
+	FailedDir string
+	// AllowedRoots are extra folders whose files queued tasks may name
+	// (NATIF_ALLOWED_ROOTS, comma-separated), made absolute.
+	AllowedRoots []string
+
+	// Concurrency is the number of parallel uploads per process (NATIF_CONCURRENCY),
+	// 1 to 1024. Default 8.
+	Concurrency int
+	// Settle is the quiet time before a file counts as completely written
+	// (NATIF_SETTLE), 0 to 24h. Default 2s.
+	Settle time.Duration
+	// MaxFileSize is the size above which a file fails without an upload
+	// (NATIF_MAX_FILE_SIZE, e.g. 100MB or 50MiB). Default 100 MB (100,000,000 bytes),
+	// natif's documented limit.
+	MaxFileSize int64
+
+	// MetricsAddr is the listen address of /metrics, /healthz and /readyz
+	// (NATIF_METRICS_ADDR); empty disables it. Default 127.0.0.1:9464.
+	MetricsAddr string
+
+	// LogLevel is trace, debug, info, warn or error (NATIF_LOG_LEVEL, --log-level). Default info.
+	LogLevel string
+	// LogFormat is json, console, or empty for "console on a terminal, else json"
+	// (NATIF_LOG_FORMAT, --log-format).
+	LogFormat string
+
+	// origins records where each setting came from, keyed by YAML name. Load
+	// fills it; a Config built by hand has none and reports "default".
+	origins map[string]Origin
+}
+
+// Default returns the configuration every source starts from, as SPEC section 3
+// states it. Relative folders are made absolute by Load.
+func Default() Config {
+	return Config{
+		BaseURL:     "https://api.natif.ai",
+		Realm:       "public",
+		Scopes:      []string{"capturing_read", "capturing_write"},
+		UploadPath:  "/documents/",
+		Queue:       "natif",
+		Inboxes:     []string{"./inbox"},
+		DoneDir:     "./done",
+		FailedDir:   "./failed",
+		Concurrency: 8,
+		Settle:      2 * time.Second,
+		MaxFileSize: 100 * 1000 * 1000,
+		MetricsAddr: "127.0.0.1:9464",
+		LogLevel:    "info",
+	}
+}
+
+// AuthMode names the credentials the configuration selects.
+type AuthMode string
+
+const (
+	AuthNone     AuthMode = "none"
+	AuthAPIKey   AuthMode = "api-key"
+	AuthPassword AuthMode = "password"
+)
+
+// AuthMode reports which credentials will be used: the API key wins over the
+// password grant when both are set.
+func (c *Config) AuthMode() AuthMode {
+	switch {
+	case c.APIKey.IsSet():
+		return AuthAPIKey
+	case c.Username != "" || c.Password.IsSet():
+		return AuthPassword
+	default:
+		return AuthNone
+	}
+}
+
+// UploadEndpoint is the path uploads are posted to: /processing/{workflow} when a
+// workflow is set, else UploadPath.
+func (c *Config) UploadEndpoint() string {
+	if c.Workflow != "" {
+		return "/processing/" + c.Workflow
+	}
+	return c.UploadPath
+}

@@ -1,0 +1,158 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+)
+
+// key is one configuration setting and every name it has: its YAML key, its
+// environment variable and its flag. One table drives loading, the help text,
+// the `config` command and validation messages, so the names cannot drift apart.
+type key struct {
+	yaml     string
+	env      string
+	fileEnv  string // for secrets: the *_FILE variable naming a file that holds it
+	flag     string // "" when there is no flag (secrets never have one)
+	secret   bool   // only from the environment or fileEnv, never from YAML or a flag
+	list     bool   // a YAML sequence is accepted as well as one string
+	listSep  string // separator of the string form of a list
+	global   bool // a flag of every command (--log-level, --log-format), registered by BindGlobalFlags
+	usage    string
+	set      func(c *Config, v string) error
+	setList  func(c *Config, v []string) error
+	show     func(c *Config) string
+}
+
+// keys lists every setting in the order `config` prints them.
+var keys = []key{
+	{yaml: "base_url", env: "NATIF_BASE_URL", flag: "base-url", usage: "natif API base URL",
+		set:  func(c *Config, v string) error { c.BaseURL = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.BaseURL }},
+	{yaml: "api_key", env: "NATIF_API_KEY", fileEnv: "NATIF_API_KEY_FILE", secret: true,
+		usage: "API key (Authorization: ApiKey); wins over the password grant",
+		set:   func(c *Config, v string) error { c.APIKey = NewSecret(v); return nil },
+		show:  func(c *Config) string { return c.APIKey.String() }},
+	{yaml: "username", env: "NATIF_USERNAME", flag: "username", usage: "user name for the password grant",
+		set:  func(c *Config, v string) error { c.Username = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.Username }},
+	{yaml: "password", env: "NATIF_PASSWORD", fileEnv: "NATIF_PASSWORD_FILE", secret: true,
+		usage: "password for the password grant",
+		set:   func(c *Config, v string) error { c.Password = NewSecret(v); return nil },
+		show:  func(c *Config) string { return c.Password.String() }},
+	{yaml: "realm", env: "NATIF_REALM", flag: "realm", usage: "realm query parameter of /token",
+		set:  func(c *Config, v string) error { c.Realm = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.Realm }},
+	{yaml: "scopes", env: "NATIF_SCOPES", flag: "scopes", list: true, listSep: " ",
+		usage:   "space-separated scopes asked for in the password grant",
+		setList: func(c *Config, v []string) error { c.Scopes = v; return nil },
+		show:    func(c *Config) string { return strings.Join(c.Scopes, " ") }},
+	{yaml: "upload_path", env: "NATIF_UPLOAD_PATH", flag: "upload-path", usage: "upload endpoint",
+		set:  func(c *Config, v string) error { c.UploadPath = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.UploadPath }},
+	{yaml: "workflow", env: "NATIF_WORKFLOW", flag: "workflow", usage: "when set, upload to POST /processing/{workflow}",
+		set:  func(c *Config, v string) error { c.Workflow = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.Workflow }},
+	{yaml: "redis_url", env: "REDIS_URL", flag: "redis-url", usage: "Redis URL; empty means the embedded queue",
+		set:  func(c *Config, v string) error { c.RedisURL = NewSecretURL(strings.TrimSpace(v)); return nil },
+		show: func(c *Config) string { return c.RedisURL.String() }},
+	{yaml: "queue", env: "NATIF_QUEUE", flag: "queue", usage: "asynq queue name",
+		set:  func(c *Config, v string) error { c.Queue = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.Queue }},
+	{yaml: "inbox", env: "NATIF_INBOX", flag: "inbox", list: true, listSep: ",",
+		usage:   "comma-separated watched folders",
+		setList: func(c *Config, v []string) error { c.Inboxes = v; return nil },
+		show:    func(c *Config) string { return strings.Join(c.Inboxes, ",") }},
+	{yaml: "done_dir", env: "NATIF_DONE_DIR", flag: "done-dir", usage: "where uploaded files are moved",
+		set:  func(c *Config, v string) error { c.DoneDir = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.DoneDir }},
+	{yaml: "failed_dir", env: "NATIF_FAILED_DIR", flag: "failed-dir", usage: "where permanently failed files are moved",
+		set:  func(c *Config, v string) error { c.FailedDir = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.FailedDir }},
+	{yaml: "allowed_roots", env: "NATIF_ALLOWED_ROOTS", flag: "allowed-roots", list: true, listSep: ",",
+		usage:   "comma-separated extra folders whose files queued tasks may name",
+		setList: func(c *Config, v []string) error { c.AllowedRoots = v; return nil },
+		show:    func(c *Config) string { return strings.Join(c.AllowedRoots, ",") }},
+	{yaml: "concurrency", env: "NATIF_CONCURRENCY", flag: "concurrency", usage: "parallel uploads per process",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("not a whole number")
+			}
+			c.Concurrency = n
+			return nil
+		},
+		show: func(c *Config) string { return strconv.Itoa(c.Concurrency) }},
+	{yaml: "settle", env: "NATIF_SETTLE", flag: "settle", usage: "quiet time before a file counts as completely written",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("not a duration (write it like 2s, 500ms or 1m30s)")
+			}
+			c.Settle = d
+			return nil
+		},
+		show: func(c *Config) string { return c.Settle.String() }},
+	{yaml: "max_file_size", env: "NATIF_MAX_FILE_SIZE", flag: "max-file-size", usage: "larger files fail without an upload (e.g. 100MB, 50MiB)",
+		set: func(c *Config, v string) error {
+			n, err := humanize.ParseBytes(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("not a size (write it like 100MB, 50MiB or 1048576)")
+			}
+			if n > 1<<62 {
+				return fmt.Errorf("too large")
+			}
+			c.MaxFileSize = int64(n)
+			return nil
+		},
+		show: func(c *Config) string {
+			return fmt.Sprintf("%s (%d bytes)", humanize.Bytes(uint64(c.MaxFileSize)), c.MaxFileSize)
+		}},
+	{yaml: "metrics_addr", env: "NATIF_METRICS_ADDR", flag: "metrics-addr", usage: "listen address of /metrics, /healthz, /readyz; empty disables",
+		set:  func(c *Config, v string) error { c.MetricsAddr = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.MetricsAddr }},
+	{yaml: "log_level", env: "NATIF_LOG_LEVEL", flag: "log-level", global: true, usage: "trace, debug, info, warn or error",
+		set:  func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil },
+		show: func(c *Config) string { return c.LogLevel }},
+	{yaml: "log_format", env: "NATIF_LOG_FORMAT", flag: "log-format", global: true, usage: "json or console (default: console on a terminal, else json)",
+		set:  func(c *Config, v string) error { c.LogFormat = strings.ToLower(strings.TrimSpace(v)); return nil },
+		show: func(c *Config) string { return c.LogFormat }},
+}
+
+func keyByYAML(name string) *key {
+	for i := range keys {
+		if keys[i].yaml == name {
+			return &keys[i]
+		}
+	}
+	return nil
+}
+
+// splitList splits the string form of a list setting and drops empty items,
+// so "a, b," is [a b].
+func splitList(v, sep string) []string {
+	var out []string
+	var parts []string
+	if sep == " " {
+		parts = strings.Fields(v)
+	} else {
+		parts = strings.Split(v, sep)
+	}
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// apply sets k from the string form of its value.
+func (k *key) apply(c *Config, v string) error {
+	if k.list {
+		return k.setList(c, splitList(v, k.listSep))
+	}
+	return k.set(c, v)
+}
