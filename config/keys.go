@@ -13,18 +13,18 @@ import (
 // environment variable and its flag. One table drives loading, the help text,
 // the `config` command and validation messages, so the names cannot drift apart.
 type key struct {
-	yaml     string
-	env      string
-	fileEnv  string // for secrets: the *_FILE variable naming a file that holds it
-	flag     string // "" when there is no flag (secrets never have one)
-	secret   bool   // only from the environment or fileEnv, never from YAML or a flag
-	list     bool   // a YAML sequence is accepted as well as one string
-	listSep  string // separator of the string form of a list
-	global   bool // a flag of every command (--log-level, --log-format), registered by BindGlobalFlags
-	usage    string
-	set      func(c *Config, v string) error
-	setList  func(c *Config, v []string) error
-	show     func(c *Config) string
+	yaml    string
+	env     string
+	fileEnv string // for secrets: the *_FILE variable naming a file that holds it
+	flag    string // "" when there is no flag (secrets never have one)
+	secret  bool   // only from the environment or fileEnv, never from YAML or a flag
+	list    bool   // a YAML sequence is accepted as well as one string
+	listSep string // separator of the string form of a list
+	global  bool   // a flag of every command (--log-level, --log-format), registered by BindGlobalFlags
+	usage   string
+	set     func(c *Config, v string) error
+	setList func(c *Config, v []string) error
+	show    func(c *Config) string
 }
 
 // keys lists every setting in the order `config` prints them.

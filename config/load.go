@@ -32,8 +32,8 @@ type Sources struct {
 // Origin says where a setting's value came from, for the `config` command and
 // for error messages that point at the place to fix.
 type Origin struct {
-	Kind string // "default", "file", "env" or "flag"
-	Name string // the name as the user wrote it: YAML key, variable or --flag
+	Kind  string // "default", "file", "env" or "flag"
+	Name  string // the name as the user wrote it: YAML key, variable or --flag
 	Where string // file and line, or the *_FILE path; empty otherwise
 }
 
