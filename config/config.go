@@ -9,6 +9,7 @@
 package config
 
 import (
+	"github.com/natif-uploader/natif-uploader/redact"
 	"time"
 )
 
@@ -19,11 +20,11 @@ type Config struct {
 	BaseURL string
 	// APIKey authenticates with "Authorization: ApiKey <secret>"; when set it wins
 	// over the password grant (NATIF_API_KEY or NATIF_API_KEY_FILE).
-	APIKey Secret
+	APIKey redact.Secret
 	// Username and Password are used for the password grant at POST /token
 	// (NATIF_USERNAME, NATIF_PASSWORD or NATIF_PASSWORD_FILE).
 	Username string
-	Password Secret
+	Password redact.Secret
 	// Realm is the realm query parameter of /token (NATIF_REALM). Default "public".
 	Realm string
 	// Scopes are asked for in the password grant (NATIF_SCOPES, space-separated).
@@ -36,7 +37,7 @@ type Config struct {
 
 	// RedisURL selects the Redis queue (REDIS_URL); empty means the embedded queue.
 	// It may carry a password, so every printed form redacts it.
-	RedisURL SecretURL
+	RedisURL redact.SecretURL
 	// Queue is the asynq queue name (NATIF_QUEUE). Default "natif".
 	Queue string
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/natif-uploader/natif-uploader/redact"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,7 @@ func mustAbs(t *testing.T, p string) string {
 }
 
 var cmpConfig = []cmp.Option{
-	cmp.AllowUnexported(Secret{}, SecretURL{}),
+	cmp.AllowUnexported(redact.Secret{}, redact.SecretURL{}),
 	cmpopts.IgnoreUnexported(Config{}),
 	cmpopts.EquateEmpty(),
 }
@@ -392,23 +393,7 @@ func TestConfigNeverShowsSecrets(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(printed.String(), Redacted) || !strings.Contains(printed.String(), "alice") {
-		t.Errorf("Print output = %q, want the user name and %s for the secrets", printed.String(), Redacted)
-	}
-}
-
-func TestRedactURL(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"", ""},
-		{"redis://localhost:6379/0", "redis://localhost:6379/0"},
-		{"redis://:pw@localhost:6379/0", "redis://:xxxxx@localhost:6379/0"},
-		{"rediss://user:pw@h:6380", "rediss://user:xxxxx@h:6380"},
-		{"redis://user@h", "redis://user@h"},
-		{"redis://%zz:pw@h", Redacted},
-	}
-	for _, tt := range tests {
-		if got := RedactURL(tt.in); got != tt.want {
-			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
-		}
+	if !strings.Contains(printed.String(), redact.Redacted) || !strings.Contains(printed.String(), "alice") {
+		t.Errorf("Print output = %q, want the user name and %s for the secrets", printed.String(), redact.Redacted)
 	}
 }

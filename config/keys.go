@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/natif-uploader/natif-uploader/redact"
 	"strconv"
 	"strings"
 	"time"
@@ -34,14 +35,14 @@ var keys = []key{
 		show: func(c *Config) string { return c.BaseURL }},
 	{yaml: "api_key", env: "NATIF_API_KEY", fileEnv: "NATIF_API_KEY_FILE", secret: true,
 		usage: "API key (Authorization: ApiKey); wins over the password grant",
-		set:   func(c *Config, v string) error { c.APIKey = NewSecret(v); return nil },
+		set:   func(c *Config, v string) error { c.APIKey = redact.NewSecret(v); return nil },
 		show:  func(c *Config) string { return c.APIKey.String() }},
 	{yaml: "username", env: "NATIF_USERNAME", flag: "username", usage: "user name for the password grant",
 		set:  func(c *Config, v string) error { c.Username = strings.TrimSpace(v); return nil },
 		show: func(c *Config) string { return c.Username }},
 	{yaml: "password", env: "NATIF_PASSWORD", fileEnv: "NATIF_PASSWORD_FILE", secret: true,
 		usage: "password for the password grant",
-		set:   func(c *Config, v string) error { c.Password = NewSecret(v); return nil },
+		set:   func(c *Config, v string) error { c.Password = redact.NewSecret(v); return nil },
 		show:  func(c *Config) string { return c.Password.String() }},
 	{yaml: "realm", env: "NATIF_REALM", flag: "realm", usage: "realm query parameter of /token",
 		set:  func(c *Config, v string) error { c.Realm = strings.TrimSpace(v); return nil },
@@ -57,7 +58,7 @@ var keys = []key{
 		set:  func(c *Config, v string) error { c.Workflow = strings.TrimSpace(v); return nil },
 		show: func(c *Config) string { return c.Workflow }},
 	{yaml: "redis_url", env: "REDIS_URL", flag: "redis-url", usage: "Redis URL; empty means the embedded queue",
-		set:  func(c *Config, v string) error { c.RedisURL = NewSecretURL(strings.TrimSpace(v)); return nil },
+		set:  func(c *Config, v string) error { c.RedisURL = redact.NewSecretURL(strings.TrimSpace(v)); return nil },
 		show: func(c *Config) string { return c.RedisURL.String() }},
 	{yaml: "queue", env: "NATIF_QUEUE", flag: "queue", usage: "asynq queue name",
 		set:  func(c *Config, v string) error { c.Queue = strings.TrimSpace(v); return nil },

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/natif-uploader/natif-uploader/redact"
 	"io"
 	"os"
 	"path/filepath"
@@ -147,7 +148,7 @@ func (c *Config) applyEnv(k *key, src Sources) error {
 	if err := k.apply(c, v); err != nil {
 		fe := &FieldError{Field: k.env, Value: v, Msg: err.Error()}
 		if k.secret {
-			fe.Value = Redacted
+			fe.Value = redact.Redacted
 		}
 		return fe
 	}
@@ -215,7 +216,7 @@ func (c *Config) applyYAML(file string, data []byte) error {
 			err = k.setList(c, items)
 		case vn.Kind == yaml.ScalarNode:
 			if name == "redis_url" && hasURLPassword(vn.Value) {
-				return &FieldError{Field: name, Where: where, Value: RedactURL(vn.Value), Msg: "a Redis password never comes from the YAML file: set REDIS_URL in the environment instead"}
+				return &FieldError{Field: name, Where: where, Value: redact.URL(vn.Value), Msg: "a Redis password never comes from the YAML file: set REDIS_URL in the environment instead"}
 			}
 			if vn.Tag == "!!null" {
 				err = k.apply(c, "")

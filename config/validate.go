@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/natif-uploader/natif-uploader/redact"
 	"net"
 	"net/url"
 	"os"
@@ -189,7 +190,7 @@ func (c *Config) validateBaseURL() error {
 		return c.fail("base_url", c.BaseURL, "must be an http:// or https:// URL")
 	}
 	if u.User != nil {
-		return c.fail("base_url", RedactURL(c.BaseURL), "must not carry user info; use NATIF_API_KEY or NATIF_USERNAME/NATIF_PASSWORD")
+		return c.fail("base_url", redact.URL(c.BaseURL), "must not carry user info; use NATIF_API_KEY or NATIF_USERNAME/NATIF_PASSWORD")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return c.fail("base_url", c.BaseURL, "must not have a query or fragment")

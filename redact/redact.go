@@ -1,4 +1,11 @@
-package config
+// Package redact keeps secrets out of logs, errors, metrics and files.
+//
+// Two layers: typed values (Secret, SecretURL) whose every printed form is
+// redacted, so a secret that reaches a log line by mistake shows nothing; and a
+// Writer that the process logger writes through, which replaces any registered
+// secret (the password, the API key, every token the process receives) and
+// anything shaped like a bearer token, in case one travelled as a plain string.
+package redact
 
 import (
 	"net/url"
@@ -33,15 +40,15 @@ func (s Secret) String() string {
 }
 
 // GoString keeps %#v redacted too.
-func (s Secret) GoString() string { return `config.Secret{` + s.String() + `}` }
+func (s Secret) GoString() string { return `redact.Secret{` + s.String() + `}` }
 
 // MarshalText makes encoders (JSON, YAML, zerolog's Interface) write the redacted form.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// RedactURL returns u with the password of its user info replaced, for display.
+// URL returns u with the password of its user info replaced, for display.
 // A URL that does not parse is replaced whole, since it may hold a secret we
 // cannot find.
-func RedactURL(raw string) string {
+func URL(raw string) string {
 	if raw == "" {
 		return ""
 	}
@@ -75,10 +82,10 @@ func (u SecretURL) Reveal() string { return u.value }
 func (u SecretURL) IsSet() bool { return u.value != "" }
 
 // String shows the URL with its password redacted.
-func (u SecretURL) String() string { return RedactURL(u.value) }
+func (u SecretURL) String() string { return URL(u.value) }
 
 // GoString keeps %#v redacted too.
-func (u SecretURL) GoString() string { return `config.SecretURL{` + u.String() + `}` }
+func (u SecretURL) GoString() string { return `redact.SecretURL{` + u.String() + `}` }
 
 // MarshalText makes encoders write the redacted form.
 func (u SecretURL) MarshalText() ([]byte, error) { return []byte(u.String()), nil }

@@ -1,0 +1,98 @@
+package redact
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"redis://localhost:6379/0", "redis://localhost:6379/0"},
+		{"redis://:pw@localhost:6379/0", "redis://:xxxxx@localhost:6379/0"},
+		{"rediss://user:pw@h:6380", "rediss://user:xxxxx@h:6380"},
+		{"redis://user@h", "redis://user@h"},
+		{"redis://%zz:pw@h", Redacted},
+	}
+	for _, tt := range tests {
+		if got := URL(tt.in); got != tt.want {
+			t.Errorf("URL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestSecretForms(t *testing.T) {
+	s := NewSecret("hunter2-secret")
+	u := NewSecretURL("redis://:hunter2-secret@h:6379")
+	js, _ := json.Marshal(struct {
+		S Secret
+		U SecretURL
+	}{s, u})
+	for name, out := range map[string]string{
+		"%v": fmt.Sprintf("%v %v", s, u), "%+v": fmt.Sprintf("%+v %+v", s, u), "%#v": fmt.Sprintf("%#v %#v", s, u),
+		"%s": fmt.Sprintf("%s %s", s, u), "%q": fmt.Sprintf("%q", s), "json": string(js),
+	} {
+		if strings.Contains(out, "hunter2") {
+			t.Errorf("%s form shows the secret: %s", name, out)
+		}
+	}
+	if s.Reveal() != "hunter2-secret" || u.Reveal() != "redis://:hunter2-secret@h:6379" {
+		t.Errorf("Reveal lost the value")
+	}
+	if got := NewSecret("").String(); got != "" {
+		t.Errorf("empty secret prints %q, want empty", got)
+	}
+}
+
+func TestWriterScrubs(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Add("opaque-token-42")
+	w.Add(`with"quote\secret`)
+	w.Add("short") // ignored: too short to redact safely
+	lines := []struct {
+		desc, in, gone, keep string
+	}{
+		{"registered secret", "token opaque-token-42 sent", "opaque-token-42", "sent"},
+		{"json-escaped secret", `{"v":"with\"quote\\secret"}`, `quote`, `{"v":"`},
+		{"jwt", "got eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkZW1vIn0.c2lnbmF0dXJl ok", "eyJhbGci", "ok"},
+		{"bearer header", `Authorization: Bearer abc.def-123 next`, "abc.def-123", "Bearer " + Redacted},
+		{"apikey header", `"Authorization":"ApiKey demo-key-9"`, "demo-key-9", "ApiKey"},
+		{"form field", "grant_type=refresh_token&refresh_token=rt-777&x=1", "rt-777", "grant_type=refresh_token"},
+		{"json field", `{"access_token":"at-888","expires_in":300}`, "at-888", `"expires_in":300`},
+		{"escaped json field", `{"msg":"{\"password\":\"pw-999\"}"}`, "pw-999", `"msg"`},
+		{"short value kept", "short words stay", "", "short words stay"},
+	}
+	for _, l := range lines {
+		buf.Reset()
+		n, err := w.Write([]byte(l.in))
+		if err != nil || n != len(l.in) {
+			t.Fatalf("%s: Write = %d, %v; want %d, nil", l.desc, n, err, len(l.in))
+		}
+		got := buf.String()
+		if l.gone != "" && strings.Contains(got, l.gone) {
+			t.Errorf("%s: got %q, still holds %q", l.desc, got, l.gone)
+		}
+		if !strings.Contains(got, l.keep) {
+			t.Errorf("%s: got %q, lost %q", l.desc, got, l.keep)
+		}
+	}
+}
+
+func TestWriterForgetsOldest(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	for i := 0; i < maxSecrets+10; i++ {
+		w.Add(fmt.Sprintf("secret-number-%03d", i))
+	}
+	if len(w.secrets) > 2*maxSecrets {
+		t.Errorf("holds %d secret forms, want at most %d", len(w.secrets), 2*maxSecrets)
+	}
+	last := fmt.Sprintf("secret-number-%03d", maxSecrets+9)
+	if got := string(w.Scrub([]byte(last))); got != Redacted {
+		t.Errorf("newest secret scrubbed to %q, want %s", got, Redacted)
+	}
+}

@@ -1,0 +1,100 @@
+package redact
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"regexp"
+	"sync"
+)
+
+// maxSecrets bounds the registered secrets: tokens rotate every few minutes,
+// and only the recent ones can still be in flight.
+const maxSecrets = 64
+
+// minSecretLen keeps short values (which would redact ordinary words) out.
+const minSecretLen = 6
+
+var patterns = []struct {
+	re   *regexp.Regexp
+	repl []byte
+}{
+	// A JWT: three base64url parts, the first a JSON header ("eyJ" is `{"`).
+	{regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`), []byte(Redacted)},
+	// An Authorization header value.
+	{regexp.MustCompile(`(?i)\b(bearer|apikey)( +)[^\s"',;\\]+`), []byte("${1}${2}" + Redacted)},
+	// key=value and "key":"value" forms of the well-known secret fields.
+	{regexp.MustCompile(`(?i)((?:access_token|refresh_token|id_token|password|api_key|apikey|client_secret)\\?"?\s*[:=]\s*\\?"?)[^"&\s,}\\]+`), []byte("${1}" + Redacted)},
+}
+
+// Writer passes log output on with every registered secret, and anything
+// shaped like a token or an Authorization value, replaced by Redacted. zerolog
+// writes one event per Write call, so a secret never straddles two writes.
+// It is safe for concurrent use.
+type Writer struct {
+	out io.Writer
+
+	mu      sync.RWMutex
+	secrets [][]byte // raw and JSON-escaped forms, oldest first
+}
+
+// NewWriter returns a Writer in front of out.
+func NewWriter(out io.Writer) *Writer { return &Writer{out: out} }
+
+// Add registers a secret to be replaced from now on. Values shorter than six
+// bytes are ignored; the oldest secrets are forgotten past a bound.
+func (w *Writer) Add(secret string) {
+	if w == nil || len(secret) < minSecretLen {
+		return
+	}
+	forms := [][]byte{[]byte(secret)}
+	if js, err := json.Marshal(secret); err == nil {
+		if esc := js[1 : len(js)-1]; !bytes.Equal(esc, forms[0]) {
+			forms = append(forms, esc)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.secrets {
+		if bytes.Equal(s, forms[0]) {
+			return
+		}
+	}
+	w.secrets = append(w.secrets, forms...)
+	if over := len(w.secrets) - 2*maxSecrets; over > 0 {
+		w.secrets = append([][]byte(nil), w.secrets[over:]...)
+	}
+}
+
+// Write scrubs p and writes it on. It reports len(p) so callers see a whole write.
+func (w *Writer) Write(p []byte) (int, error) {
+	if _, err := w.out.Write(w.Scrub(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Scrub returns p with registered secrets and token-shaped values replaced.
+func (w *Writer) Scrub(p []byte) []byte {
+	out := p
+	if w != nil {
+		w.mu.RLock()
+		for _, s := range w.secrets {
+			if bytes.Contains(out, s) {
+				out = bytes.ReplaceAll(out, s, []byte(Redacted))
+			}
+		}
+		w.mu.RUnlock()
+	}
+	for _, p := range patterns {
+		out = p.re.ReplaceAll(out, p.repl)
+	}
+	return out
+}
+
+// Text scrubs token-shaped values from s (no registered secrets): for error
+// messages built from text a server sent.
+func Text(s string) string {
+	var w *Writer
+	return string(w.Scrub([]byte(s)))
+}
