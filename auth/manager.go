@@ -327,24 +327,33 @@ func (m *Manager) fly(f *flight, form url.Values, spent redact.Secret, override 
 
 	m.mu.Lock()
 	rej := m.applyLocked(f.grant, a, spent, blocked)
+	m.mu.Unlock()
+	// The shared flag is written before the flight ends, so that a one-shot
+	// command that exits on the rejection has already told the fleet.
+	m.shareOutcome(f.grant, a, rej, blocked, override)
+	m.mu.Lock()
 	m.flight = nil
 	m.inFlight.Store(false)
 	m.mu.Unlock()
 	close(f.done)
+}
 
-	if m.opts.Flag == nil || blocked {
+// shareOutcome records a rejection in the shared flag, or clears the flag
+// after a login that was let past it succeeded.
+func (m *Manager) shareOutcome(g grant, a answer, rej *RejectedError, blocked, override bool) {
+	if m.opts.Flag == nil || blocked || g != grantPassword {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	switch {
-	case rej != nil && f.grant == grantPassword:
+	case rej != nil:
 		shared := *rej
 		shared.Host = m.opts.Host
 		if err := m.opts.Flag.Set(ctx, m.opts.Username, shared); err != nil {
 			m.log.Warn().Err(err).Msg("cannot share the credentials rejection with other processes")
 		}
-	case a.outcome == outOK && f.grant == grantPassword && override:
+	case a.outcome == outOK && override:
 		if err := m.opts.Flag.Clear(ctx, m.opts.Username); err != nil {
 			m.log.Warn().Err(err).Msg("cannot clear the shared credentials flag")
 		}
