@@ -36,9 +36,9 @@ func Open(u redact.SecretURL) (asynq.RedisConnOpt, error) {
 // Ping checks that Redis answers within timeout, with the credentials given.
 // Readiness checks and start-up use it to fail with one clear line.
 func Ping(ctx context.Context, opt asynq.RedisConnOpt, timeout time.Duration) error {
-	c, ok := opt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return errors.New("redis: unexpected client type")
+	c, err := Client(opt)
+	if err != nil {
+		return err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -47,4 +47,14 @@ func Ping(ctx context.Context, opt asynq.RedisConnOpt, timeout time.Duration) er
 		return fmt.Errorf("redis unreachable: %w", err)
 	}
 	return nil
+}
+
+// Client returns a go-redis client for opt, for the few keys natif-uploader
+// keeps beside asynq's (the shared credentials flag). The caller closes it.
+func Client(opt asynq.RedisConnOpt) (redis.UniversalClient, error) {
+	c, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, errors.New("redis: unexpected client type")
+	}
+	return c, nil
 }

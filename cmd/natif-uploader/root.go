@@ -27,6 +27,7 @@ configuration error, 3 credentials rejected by natif.`,
 	root.AddCommand(
 		a.configCommand(),
 		a.fakeAPICommand(),
+		a.loginCommand(),
 		a.versionCommand(),
 	)
 	return root
