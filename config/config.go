@@ -34,6 +34,31 @@ type Config struct {
 	UploadPath string
 	// Workflow, when set, sends uploads to POST /processing/{Workflow} (NATIF_WORKFLOW).
 	Workflow string
+	// WorkflowInclude are the include query values of a processing upload
+	// (NATIF_WORKFLOW_INCLUDE, comma-separated: ocr, extractions, classifications);
+	// empty asks for everything.
+	WorkflowInclude []string
+	// WorkflowWaitFor is the wait_for of a processing upload in seconds
+	// (NATIF_WORKFLOW_WAIT_FOR), 0 to 120. Default 120. Longer work answers 202
+	// and is polled.
+	WorkflowWaitFor int
+	// WorkflowParameters is the JSON object sent as the parameters form field
+	// (NATIF_WORKFLOW_PARAMETERS); empty sends none.
+	WorkflowParameters string
+	// FetchResults polls GET /documents/{uuid} after an upload until processing
+	// ends and saves the extractions as <file>.extractions.json (NATIF_FETCH_RESULTS).
+	FetchResults bool
+	// RateLimit caps uploads per second for this process (NATIF_RATE_LIMIT);
+	// 0 (the default) means no limit. Keeps a fleet under natif's page limits.
+	RateLimit float64
+	// MaxRetry is how often a failed upload is retried before its file goes to
+	// the failed folder (NATIF_MAX_RETRY), 0 to 100. Default 12: about five
+	// hours with the back-off capped at 15 minutes. Rate limits and account
+	// pauses do not spend retries.
+	MaxRetry int
+	// TaskTimeout bounds one upload attempt, polling included (NATIF_TASK_TIMEOUT).
+	// Default 30m.
+	TaskTimeout time.Duration
 
 	// RedisURL selects the Redis queue (REDIS_URL); empty means the embedded queue.
 	// It may carry a password, so every printed form redacts it.
@@ -81,19 +106,22 @@ type Config struct {
 // states it. Relative folders are made absolute by Load.
 func Default() Config {
 	return Config{
-		BaseURL:     "https://api.natif.ai",
-		Realm:       "public",
-		Scopes:      []string{"capturing_read", "capturing_write"},
-		UploadPath:  "/documents/",
-		Queue:       "natif",
-		Inboxes:     []string{"./inbox"},
-		DoneDir:     "./done",
-		FailedDir:   "./failed",
-		Concurrency: 8,
-		Settle:      2 * time.Second,
-		MaxFileSize: 100 * 1000 * 1000,
-		MetricsAddr: "127.0.0.1:9464",
-		LogLevel:    "info",
+		BaseURL:         "https://api.natif.ai",
+		Realm:           "public",
+		Scopes:          []string{"capturing_read", "capturing_write"},
+		UploadPath:      "/documents/",
+		WorkflowWaitFor: 120,
+		MaxRetry:        12,
+		TaskTimeout:     30 * time.Minute,
+		Queue:           "natif",
+		Inboxes:         []string{"./inbox"},
+		DoneDir:         "./done",
+		FailedDir:       "./failed",
+		Concurrency:     8,
+		Settle:          2 * time.Second,
+		MaxFileSize:     100 * 1000 * 1000,
+		MetricsAddr:     "127.0.0.1:9464",
+		LogLevel:        "info",
 	}
 }
 

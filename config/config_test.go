@@ -305,6 +305,14 @@ func TestValidate(t *testing.T) {
 		{"metrics addr", map[string]string{"NATIF_METRICS_ADDR": "9464"}, "NATIF_METRICS_ADDR", "HOST:PORT"},
 		{"log level", map[string]string{"NATIF_LOG_LEVEL": "loud"}, "NATIF_LOG_LEVEL", "trace, debug"},
 		{"log format", map[string]string{"NATIF_LOG_FORMAT": "xml"}, "NATIF_LOG_FORMAT", "json or console"},
+		{"valid workflow settings", map[string]string{"NATIF_WORKFLOW_INCLUDE": "ocr,extractions", "NATIF_WORKFLOW_WAIT_FOR": "0", "NATIF_WORKFLOW_PARAMETERS": `{"language":"de"}`}, "", ""},
+		{"include", map[string]string{"NATIF_WORKFLOW_INCLUDE": "ocr,pdf"}, "NATIF_WORKFLOW_INCLUDE", `"pdf" is not`},
+		{"wait for", map[string]string{"NATIF_WORKFLOW_WAIT_FOR": "121"}, "NATIF_WORKFLOW_WAIT_FOR", "between 0 and 120"},
+		{"parameters not json", map[string]string{"NATIF_WORKFLOW_PARAMETERS": "language=de"}, "NATIF_WORKFLOW_PARAMETERS", "JSON object"},
+		{"parameters not an object", map[string]string{"NATIF_WORKFLOW_PARAMETERS": "[1]"}, "NATIF_WORKFLOW_PARAMETERS", "JSON object"},
+		{"rate limit", map[string]string{"NATIF_RATE_LIMIT": "-1"}, "NATIF_RATE_LIMIT", "between 0"},
+		{"max retry", map[string]string{"NATIF_MAX_RETRY": "101"}, "NATIF_MAX_RETRY", "between 0 and 100"},
+		{"task timeout", map[string]string{"NATIF_TASK_TIMEOUT": "1s"}, "NATIF_TASK_TIMEOUT", "between 10s and 24h"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {

@@ -57,6 +57,16 @@ var keys = []key{
 	{yaml: "workflow", env: "NATIF_WORKFLOW", flag: "workflow", usage: "when set, upload to POST /processing/{workflow}",
 		set:  func(c *Config, v string) error { c.Workflow = strings.TrimSpace(v); return nil },
 		show: func(c *Config) string { return c.Workflow }},
+	{yaml: "workflow_include", env: "NATIF_WORKFLOW_INCLUDE", flag: "workflow-include", list: true, listSep: ",",
+		usage:   "comma-separated include values of a processing upload (ocr, extractions, classifications); empty: all",
+		setList: func(c *Config, v []string) error { c.WorkflowInclude = v; return nil },
+		show:    func(c *Config) string { return strings.Join(c.WorkflowInclude, ",") }},
+	{yaml: "workflow_wait_for", env: "NATIF_WORKFLOW_WAIT_FOR", flag: "workflow-wait-for", usage: "seconds natif may hold a processing upload before answering 202",
+		set:  func(c *Config, v string) error { return setInt(&c.WorkflowWaitFor, v) },
+		show: func(c *Config) string { return strconv.Itoa(c.WorkflowWaitFor) }},
+	{yaml: "workflow_parameters", env: "NATIF_WORKFLOW_PARAMETERS", flag: "workflow-parameters", usage: "JSON object sent as the parameters form field of a processing upload",
+		set:  func(c *Config, v string) error { c.WorkflowParameters = strings.TrimSpace(v); return nil },
+		show: func(c *Config) string { return c.WorkflowParameters }},
 	{yaml: "redis_url", env: "REDIS_URL", flag: "redis-url", usage: "Redis URL; empty means the embedded queue",
 		set:  func(c *Config, v string) error { c.RedisURL = redact.NewSecretURL(strings.TrimSpace(v)); return nil },
 		show: func(c *Config) string { return c.RedisURL.String() }},
@@ -78,24 +88,10 @@ var keys = []key{
 		setList: func(c *Config, v []string) error { c.AllowedRoots = v; return nil },
 		show:    func(c *Config) string { return strings.Join(c.AllowedRoots, ",") }},
 	{yaml: "concurrency", env: "NATIF_CONCURRENCY", flag: "concurrency", usage: "parallel uploads per process",
-		set: func(c *Config, v string) error {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Errorf("not a whole number")
-			}
-			c.Concurrency = n
-			return nil
-		},
+		set:  func(c *Config, v string) error { return setInt(&c.Concurrency, v) },
 		show: func(c *Config) string { return strconv.Itoa(c.Concurrency) }},
 	{yaml: "settle", env: "NATIF_SETTLE", flag: "settle", usage: "quiet time before a file counts as completely written",
-		set: func(c *Config, v string) error {
-			d, err := time.ParseDuration(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Errorf("not a duration (write it like 2s, 500ms or 1m30s)")
-			}
-			c.Settle = d
-			return nil
-		},
+		set:  func(c *Config, v string) error { return setDuration(&c.Settle, v) },
 		show: func(c *Config) string { return c.Settle.String() }},
 	{yaml: "max_file_size", env: "NATIF_MAX_FILE_SIZE", flag: "max-file-size", usage: "larger files fail without an upload (e.g. 100MB, 50MiB)",
 		set: func(c *Config, v string) error {
@@ -112,6 +108,32 @@ var keys = []key{
 		show: func(c *Config) string {
 			return fmt.Sprintf("%s (%d bytes)", humanize.Bytes(uint64(c.MaxFileSize)), c.MaxFileSize)
 		}},
+	{yaml: "fetch_results", env: "NATIF_FETCH_RESULTS", flag: "fetch-results", usage: "after an upload, wait for processing and save <file>.extractions.json",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("not true or false")
+			}
+			c.FetchResults = b
+			return nil
+		},
+		show: func(c *Config) string { return strconv.FormatBool(c.FetchResults) }},
+	{yaml: "rate_limit", env: "NATIF_RATE_LIMIT", flag: "rate-limit", usage: "uploads per second for this process; 0: no limit",
+		set: func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return fmt.Errorf("not a number")
+			}
+			c.RateLimit = f
+			return nil
+		},
+		show: func(c *Config) string { return strconv.FormatFloat(c.RateLimit, 'f', -1, 64) }},
+	{yaml: "max_retry", env: "NATIF_MAX_RETRY", flag: "max-retry", usage: "retries of a failed upload before its file goes to the failed folder",
+		set:  func(c *Config, v string) error { return setInt(&c.MaxRetry, v) },
+		show: func(c *Config) string { return strconv.Itoa(c.MaxRetry) }},
+	{yaml: "task_timeout", env: "NATIF_TASK_TIMEOUT", flag: "task-timeout", usage: "longest one upload attempt may take, polling included",
+		set:  func(c *Config, v string) error { return setDuration(&c.TaskTimeout, v) },
+		show: func(c *Config) string { return c.TaskTimeout.String() }},
 	{yaml: "metrics_addr", env: "NATIF_METRICS_ADDR", flag: "metrics-addr", usage: "listen address of /metrics, /healthz, /readyz; empty disables",
 		set:  func(c *Config, v string) error { c.MetricsAddr = strings.TrimSpace(v); return nil },
 		show: func(c *Config) string { return c.MetricsAddr }},
@@ -156,4 +178,22 @@ func (k *key) apply(c *Config, v string) error {
 		return k.setList(c, splitList(v, k.listSep))
 	}
 	return k.set(c, v)
+}
+
+func setInt(dst *int, v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("not a whole number")
+	}
+	*dst = n
+	return nil
+}
+
+func setDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("not a duration (write it like 2s, 500ms or 1m30s)")
+	}
+	*dst = d
+	return nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/natif-uploader/natif-uploader/redact"
@@ -124,6 +125,50 @@ func (c *Config) Validate() error {
 		func() error {
 			if c.Workflow != "" && !workflowRe.MatchString(c.Workflow) {
 				return c.fail("workflow", c.Workflow, "must be a workflow identifier such as invoice_extraction or a UUID")
+			}
+			return nil
+		},
+		func() error {
+			for _, inc := range c.WorkflowInclude {
+				switch inc {
+				case "ocr", "extractions", "classifications":
+				default:
+					return c.fail("workflow_include", strings.Join(c.WorkflowInclude, ","), "include %q is not ocr, extractions or classifications", inc)
+				}
+			}
+			return nil
+		},
+		func() error {
+			if c.WorkflowWaitFor < 0 || c.WorkflowWaitFor > 120 {
+				return c.fail("workflow_wait_for", strconv.Itoa(c.WorkflowWaitFor), "must be between 0 and 120 seconds")
+			}
+			return nil
+		},
+		func() error {
+			if c.WorkflowParameters == "" {
+				return nil
+			}
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(c.WorkflowParameters), &obj); err != nil {
+				return c.fail("workflow_parameters", c.WorkflowParameters, "must be a JSON object, like {\"language\":\"de\"}")
+			}
+			return nil
+		},
+		func() error {
+			if c.RateLimit < 0 || c.RateLimit > 10000 {
+				return c.fail("rate_limit", strconv.FormatFloat(c.RateLimit, 'f', -1, 64), "must be between 0 (no limit) and 10000 uploads per second")
+			}
+			return nil
+		},
+		func() error {
+			if c.MaxRetry < 0 || c.MaxRetry > 100 {
+				return c.fail("max_retry", strconv.Itoa(c.MaxRetry), "must be between 0 and 100")
+			}
+			return nil
+		},
+		func() error {
+			if c.TaskTimeout < 10*time.Second || c.TaskTimeout > 24*time.Hour {
+				return c.fail("task_timeout", c.TaskTimeout.String(), "must be between 10s and 24h")
 			}
 			return nil
 		},
