@@ -67,9 +67,10 @@ func TestConfigCommandPrintsRedacted(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("config exit %d, want 0; stderr: %s", code, errOut)
 	}
-	for _, want := range []string{"NATIF_CONCURRENCY    12", "environment", "NATIF_SETTLE         5s", "command line", "[REDACTED]", "alice", "password"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("config output lacks %q:\n%s", want, out)
+	for _, want := range []string{`NATIF_CONCURRENCY\s+12\s+environment`, `NATIF_SETTLE\s+5s\s+command line`,
+		`NATIF_PASSWORD\s+\[REDACTED\]\s+environment`, `NATIF_USERNAME\s+alice`, `REDIS_URL\s+redis://:xxxxx@127.0.0.1:6379/0`, `\(auth\)\s+password`} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("config output lacks %s:\n%s", want, out)
 		}
 	}
 	for _, secret := range []string{"pw-Secret-81", "redis-Secret-82"} {
