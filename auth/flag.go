@@ -12,7 +12,9 @@ import (
 
 // RejectionFlag shares "natif rejected these credentials" between processes,
 // so that one wrong password costs the account one failed login, not one per
-// process (SPEC section 5). It is keyed by user name and holds no secret.
+// process (SPEC section 5). It is keyed by user name and holds no secret: a
+// salted scrypt verifier of the rejected password lets a process with a
+// different (fixed) password go ahead, while the same password stays blocked.
 type RejectionFlag interface {
 	// Get returns the rejection recorded for username, or nil.
 	Get(ctx context.Context, username string) (*RejectedError, error)
@@ -35,10 +37,12 @@ func NewRedisFlag(client redis.UniversalClient, prefix string) *RedisFlag {
 }
 
 type flagValue struct {
-	Reason string    `json:"reason"`
-	Hint   string    `json:"hint"`
-	Host   string    `json:"host"`
-	At     time.Time `json:"at"`
+	Reason   string    `json:"reason"`
+	Hint     string    `json:"hint"`
+	Host     string    `json:"host"`
+	At       time.Time `json:"at"`
+	Salt     []byte    `json:"salt,omitempty"`
+	Verifier []byte    `json:"scrypt,omitempty"` // scrypt of the rejected password, never the password
 }
 
 func (f *RedisFlag) key(username string) string { return f.prefix + "credentials-rejected:" + username }
@@ -56,12 +60,12 @@ func (f *RedisFlag) Get(ctx context.Context, username string) (*RejectedError, e
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("read the credentials flag: %w", err)
 	}
-	return &RejectedError{Reason: v.Reason, Hint: v.Hint, Host: v.Host, At: v.At}, nil
+	return &RejectedError{Reason: v.Reason, Hint: v.Hint, Host: v.Host, At: v.At, salt: v.Salt, verifier: v.Verifier}, nil
 }
 
 // Set writes the flag.
 func (f *RedisFlag) Set(ctx context.Context, username string, r RejectedError) error {
-	b, err := json.Marshal(flagValue{Reason: r.Reason, Hint: r.Hint, Host: r.Host, At: r.At})
+	b, err := json.Marshal(flagValue{Reason: r.Reason, Hint: r.Hint, Host: r.Host, At: r.At, Salt: r.salt, Verifier: r.verifier})
 	if err != nil {
 		return err
 	}

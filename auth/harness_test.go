@@ -267,7 +267,7 @@ func (h *harness) advanceWhileWaiting(ch <-chan tokenResult, step time.Duration,
 
 // upload posts a small PDF through a Transport on the manager.
 func (h *harness) client() *http.Client {
-	return &http.Client{Transport: &Transport{Source: h.mgr, Base: &http.Transport{}, MinValidity: time.Second}}
+	return &http.Client{Transport: &Transport{Source: h.mgr, Base: &http.Transport{}, MinValidity: time.Second, BaseURL: h.srv.URL}}
 }
 
 func uploadRequest(t *testing.T, base string) *http.Request {

@@ -108,8 +108,11 @@ type current struct {
 
 // flight is the one /token request under way.
 type flight struct {
-	grant grant
-	done  chan struct{} // closed when its answer is applied
+	grant    grant
+	done     chan struct{} // closed when its answer is applied
+	epoch    uint64        // the credentials' epoch when it started
+	override bool          // an operator login: past the shared flag
+	password redact.Secret // the password it sends (password grants)
 }
 
 // Manager is the password-grant Source: one per process, shared by every
@@ -135,10 +138,13 @@ type Manager struct {
 	flight        *flight
 	backoffUntil  time.Time
 	bo            *backoff.ExponentialBackOff
-	lastPassword  time.Time
+	lastPassword  time.Time // when the last password grant was sent, or failed
 	rejected      *RejectedError
-	// override lets one password grant past the shared flag: the credentials
-	// changed, or an operator asked for a login.
+	// epoch grows when the credentials change or an operator logs in; a
+	// rejection of an older epoch's password is stale and ignored.
+	epoch uint64
+	// override lets one password grant past the shared flag: an operator
+	// asked for a login.
 	override bool
 	lastErr  error
 	stats    Stats
@@ -266,7 +272,7 @@ func (m *Manager) startLocked(now time.Time) *flight {
 	}
 	form := url.Values{}
 	var spent redact.Secret
-	override := false
+	f := &flight{grant: g, done: make(chan struct{}), epoch: m.epoch}
 	switch g {
 	case grantRefresh:
 		// I2: the refresh token leaves the manager's state here. Only an
@@ -283,7 +289,7 @@ func (m *Manager) startLocked(now time.Time) *flight {
 			return nil
 		}
 		m.lastPassword = now
-		override = m.override
+		f.override, f.password = m.override, m.opts.Password
 		form.Set("grant_type", "password")
 		form.Set("username", m.opts.Username)
 		form.Set("password", m.opts.Password.Reveal())
@@ -291,19 +297,18 @@ func (m *Manager) startLocked(now time.Time) *flight {
 			form.Set("scope", strings.Join(m.opts.Scopes, " "))
 		}
 	}
-	f := &flight{grant: g, done: make(chan struct{})}
 	m.flight = f
 	m.inFlight.Store(true)
-	go m.fly(f, form, spent, override)
+	go m.fly(f, form, spent)
 	return f
 }
 
 // fly runs one flight: the shared-flag check for a password grant, the
 // request, then the answer applied under the lock before any waiter wakes.
-func (m *Manager) fly(f *flight, form url.Values, spent redact.Secret, override bool) {
+func (m *Manager) fly(f *flight, form url.Values, spent redact.Secret) {
 	var a answer
 	blocked := false
-	if f.grant == grantPassword && m.opts.Flag != nil && !override {
+	if f.grant == grantPassword && m.opts.Flag != nil && !f.override {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		rej, err := m.opts.Flag.Get(ctx, m.opts.Username)
 		cancel()
@@ -311,26 +316,30 @@ func (m *Manager) fly(f *flight, form url.Values, spent redact.Secret, override 
 		case err != nil:
 			// Fail open: one process's extra attempt cannot lock the account.
 			m.log.Warn().Err(err).Msg("cannot read the shared credentials flag; logging in anyway")
-		case rej != nil:
+		case rej != nil && rej.rejects(f.password):
 			blocked = true
 			a = answer{outcome: outRejected, err: rej}
+		case rej != nil:
+			m.log.Info().Msg("another process saw a different password rejected; trying this one")
 		}
 	}
 	if !blocked {
 		m.mu.Lock()
 		if f.grant == grantPassword {
 			m.stats.PasswordGrants++
+			// I4 counts from the send: a slow flag read must not shorten it.
+			m.lastPassword = m.clock.Now()
 		}
 		m.mu.Unlock()
 		a = m.post(f.grant, form)
 	}
 
 	m.mu.Lock()
-	rej := m.applyLocked(f.grant, a, spent, blocked)
+	rej := m.applyLocked(f, a, spent, blocked)
 	m.mu.Unlock()
 	// The shared flag is written before the flight ends, so that a one-shot
 	// command that exits on the rejection has already told the fleet.
-	m.shareOutcome(f.grant, a, rej, blocked, override)
+	m.shareOutcome(f, a, rej, blocked)
 	m.mu.Lock()
 	m.flight = nil
 	m.inFlight.Store(false)
@@ -338,10 +347,10 @@ func (m *Manager) fly(f *flight, form url.Values, spent redact.Secret, override 
 	close(f.done)
 }
 
-// shareOutcome records a rejection in the shared flag, or clears the flag
-// after a login that was let past it succeeded.
-func (m *Manager) shareOutcome(g grant, a answer, rej *RejectedError, blocked, override bool) {
-	if m.opts.Flag == nil || blocked || g != grantPassword {
+// shareOutcome records a rejection in the shared flag, with a verifier of
+// the rejected password, or clears the flag after a successful login.
+func (m *Manager) shareOutcome(f *flight, a answer, rej *RejectedError, blocked bool) {
+	if m.opts.Flag == nil || blocked || f.grant != grantPassword {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -350,10 +359,13 @@ func (m *Manager) shareOutcome(g grant, a answer, rej *RejectedError, blocked, o
 	case rej != nil:
 		shared := *rej
 		shared.Host = m.opts.Host
+		if err := shared.setVerifier(f.password); err != nil {
+			m.log.Warn().Err(err).Msg("cannot make the password verifier of the shared flag")
+		}
 		if err := m.opts.Flag.Set(ctx, m.opts.Username, shared); err != nil {
 			m.log.Warn().Err(err).Msg("cannot share the credentials rejection with other processes")
 		}
-	case a.outcome == outOK && override:
+	case a.outcome == outOK:
 		if err := m.opts.Flag.Clear(ctx, m.opts.Username); err != nil {
 			m.log.Warn().Err(err).Msg("cannot clear the shared credentials flag")
 		}
@@ -362,16 +374,30 @@ func (m *Manager) shareOutcome(g grant, a answer, rej *RejectedError, blocked, o
 
 // applyLocked updates the state from one answer. New tokens are stored and
 // published here, before the flight's waiters are woken (I3).
-func (m *Manager) applyLocked(g grant, a answer, spent redact.Secret, blocked bool) *RejectedError {
+func (m *Manager) applyLocked(f *flight, a answer, spent redact.Secret, blocked bool) *RejectedError {
+	g := f.grant
 	now := m.clock.Now()
 	m.lastErr = a.err
 	log := m.log.With().Str("grant", g.String()).Logger()
+	if g == grantPassword && a.outcome != outOK && !blocked {
+		// A failed or unanswered login counts from its end too: the server
+		// may still be working on it.
+		m.lastPassword = now
+	}
+	if a.outcome == outRejected && f.epoch != m.epoch {
+		// The credentials changed while this request was out: its verdict
+		// is about the old ones.
+		log.Info().Err(a.err).Msg("rejection of replaced credentials ignored")
+		return nil
+	}
 	switch a.outcome {
 	case outOK:
 		m.storeLocked(g, a, spent)
 		m.bo.Reset()
 		m.backoffUntil = time.Time{}
-		m.override = false
+		if g == grantPassword {
+			m.override = false
+		}
 		log.Info().Uint64("gen", m.gen).Dur("expires_in", a.tokens.ExpiresIn).
 			Dur("refresh_expires_in", a.tokens.RefreshExpiresIn).Msg("natif token received")
 	case outNotSent:
@@ -486,6 +512,15 @@ func (m *Manager) Unauthorized(t Token) {
 	}
 }
 
+// Reset clears a local rejection (an operator's SIGHUP): the next Token call
+// consults the shared flag again, then sends the password if nothing blocks it.
+func (m *Manager) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rejected = nil
+	m.epoch++
+}
+
 // Login clears a rejection, lets one password grant past the shared flag,
 // and waits for a token: the operator's "check and reset". The password
 // grant still respects MinPasswordInterval.
@@ -493,6 +528,7 @@ func (m *Manager) Login(ctx context.Context) (Token, error) {
 	m.mu.Lock()
 	m.rejected = nil
 	m.override = true
+	m.epoch++
 	m.refresh = redact.Secret{}
 	m.cur.Store(nil)
 	m.mu.Unlock()
@@ -500,8 +536,8 @@ func (m *Manager) Login(ctx context.Context) (Token, error) {
 }
 
 // SetPassword replaces the password (a configuration reload). A changed
-// password clears a rejection and may be tried once even if another process
-// flagged the old one.
+// password clears a rejection; the shared flag does not block it, since it
+// holds a verifier of the password it was about.
 func (m *Manager) SetPassword(p redact.Secret) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -510,7 +546,10 @@ func (m *Manager) SetPassword(p redact.Secret) {
 	}
 	m.opts.Password = p
 	m.rejected = nil
-	m.override = true
+	m.epoch++
+	if pin, ok := m.opts.Secrets.(interface{ Pin(string) }); ok {
+		pin.Pin(p.Reveal())
+	}
 	m.log.Info().Msg("password changed: the next login tries it")
 }
 

@@ -2,10 +2,14 @@ package auth
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/scrypt"
 
 	"github.com/natif-uploader/natif-uploader/redact"
 )
@@ -53,6 +57,42 @@ type RejectedError struct {
 	Hint   string // what the operator should do
 	At     time.Time
 	Host   string // the process that saw it, when it came from another one
+
+	// salt and verifier identify the rejected password in the shared flag
+	// (scrypt, never the password): a process whose password differs is not
+	// blocked by it.
+	salt, verifier []byte
+}
+
+// scrypt parameters of the verifier: about 50 ms and 32 MiB per check, paid
+// only when a rejection is shared or a login is about to be sent.
+const scryptN, scryptR, scryptP, scryptLen = 1 << 15, 8, 1, 32
+
+func (e *RejectedError) setVerifier(password redact.Secret) error {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return err
+	}
+	v, err := scrypt.Key([]byte(password.Reveal()), salt, scryptN, scryptR, scryptP, scryptLen)
+	if err != nil {
+		return err
+	}
+	e.salt, e.verifier = salt, v
+	return nil
+}
+
+// rejects reports whether this rejection is about password. A rejection
+// without a verifier (written by another version, or unverifiable) blocks
+// every password: the safe side for the account.
+func (e *RejectedError) rejects(password redact.Secret) bool {
+	if len(e.salt) == 0 || len(e.verifier) == 0 {
+		return true
+	}
+	v, err := scrypt.Key([]byte(password.Reveal()), e.salt, scryptN, scryptR, scryptP, scryptLen)
+	if err != nil {
+		return true
+	}
+	return subtle.ConstantTimeCompare(v, e.verifier) == 1
 }
 
 func (e *RejectedError) Error() string {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -18,6 +20,9 @@ type Transport struct {
 	// MinValidity is how long a token must stay valid when a request starts
 	// (default 10s); a request can ask for more with WithMinValidity.
 	MinValidity time.Duration
+	// BaseURL, when set, limits the credentials to its scheme and host: a
+	// request elsewhere (a redirect to storage, say) is sent without them.
+	BaseURL string
 }
 
 type minValidityKey struct{}
@@ -34,6 +39,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	base := t.Base
 	if base == nil {
 		base = http.DefaultTransport
+	}
+	if !t.ours(req.URL) {
+		return base.RoundTrip(req)
 	}
 	minValidity := t.MinValidity
 	if minValidity <= 0 {
@@ -76,6 +84,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	drain(resp)
 	tok2.Apply(second)
 	return base.RoundTrip(second)
+}
+
+// ours reports whether u is on the natif host the credentials are for.
+func (t *Transport) ours(u *url.URL) bool {
+	if t.BaseURL == "" {
+		return true
+	}
+	b, err := url.Parse(t.BaseURL)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(b.Scheme, u.Scheme) && strings.EqualFold(b.Host, u.Host)
 }
 
 func drain(resp *http.Response) {

@@ -85,6 +85,9 @@ func (m *Manager) post(g grant, form url.Values) answer {
 	if err != nil {
 		return answer{outcome: outRejected, err: fmt.Errorf("token request: %w", err)}
 	}
+	// No replays below us: an HTTP/2 transport may resend a request that has
+	// a GetBody, and a refresh token must go out at most once.
+	req.GetBody = nil
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	sentAt := m.clock.Now()
@@ -107,6 +110,10 @@ func (m *Manager) post(g grant, form url.Values) answer {
 		if rerr == nil && perr == nil {
 			return answer{outcome: outOK, tokens: tr, sentAt: sentAt}
 		}
+		// A 200 that carries an OAuth error is classified by its code.
+		if te := natif.TokenErrorFromBody(resp.StatusCode, body); te.Code != "" {
+			return classify(g, te)
+		}
 		err := fmt.Errorf("POST /token (%s grant): answered 200 without a readable token", g)
 		if g == grantRefresh {
 			// The server may have rotated: the old token is spent, and the
@@ -115,7 +122,12 @@ func (m *Manager) post(g grant, form url.Values) answer {
 		}
 		return answer{outcome: outTransient, err: err, backoff: true}
 	}
-	te := natif.ReadTokenError(resp, m.clock.Now())
+	return classify(g, natif.ReadTokenError(resp, m.clock.Now()))
+}
+
+// classify decides what an error answer from /token leads to (the table in
+// the README).
+func classify(g grant, te *natif.TokenError) answer {
 	a := answer{err: te, retryAfter: te.RetryAfter}
 	retryable := te.Status == http.StatusTooManyRequests || te.Status == http.StatusRequestTimeout || te.Status >= 500
 	switch {
@@ -125,11 +137,19 @@ func (m *Manager) post(g grant, form url.Values) answer {
 		a.outcome, a.backoff = outTransient, true
 	case g == grantRefresh && te.Code == "invalid_grant":
 		a.outcome = outSessionDead
+	case g == grantRefresh && (te.Code == "invalid_client" || te.Code == "unauthorized_client" || te.Code == "unsupported_grant_type"):
+		// The client itself is refused: no grant can work.
+		a.outcome = outRejected
+	case g == grantRefresh:
+		// Any other refusal of a refresh (a proxy's 403, invalid_request,
+		// a redirect) says nothing about the password: the token is
+		// given up and the password grant decides.
+		a.outcome = outBurned
 	default:
-		// Any other 4xx: wrong credentials, locked or disabled account,
-		// invalid_client, unauthorized_client, invalid_scope, unknown realm.
-		// When in doubt, never send the password again: that is what locks
-		// accounts.
+		// Any other 4xx on the password grant: wrong credentials, locked or
+		// disabled account, invalid_client, unauthorized_client,
+		// invalid_scope, unknown realm. When in doubt, never send the
+		// password again: that is what locks accounts.
 		a.outcome = outRejected
 	}
 	return a

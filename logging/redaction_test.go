@@ -70,8 +70,8 @@ func TestNoSecretReachesTheLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		// main registers the configured secrets; the token manager registers tokens.
-		redactor.Add(cfg.Password.Reveal())
-		redactor.Add(cfg.APIKey.Reveal())
+		redactor.Pin(cfg.Password.Reveal())
+		redactor.Pin(cfg.APIKey.Reveal())
 
 		log.Info().Object("config", cfg).Msg("configuration")
 		log.Debug().Interface("config", cfg).Msg("configuration as a value")

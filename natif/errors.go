@@ -48,14 +48,10 @@ func (e *TokenError) Error() string {
 	return b.String()
 }
 
-// ReadTokenError reads a non-2xx /token answer into a TokenError and closes
-// the body. An answer that is not Keycloak JSON keeps its status only: its
-// body could echo the form that was sent.
-func ReadTokenError(resp *http.Response, now time.Time) *TokenError {
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	e := &TokenError{Status: resp.StatusCode}
-	e.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), now)
+// TokenErrorFromBody reads a Keycloak error from a /token body that was
+// already read (a 200 can carry one). Code is empty when the body holds none.
+func TokenErrorFromBody(status int, body []byte) *TokenError {
+	e := &TokenError{Status: status}
 	var kc struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
@@ -64,6 +60,17 @@ func ReadTokenError(resp *http.Response, now time.Time) *TokenError {
 		e.Code = clip(redact.Text(kc.Error))
 		e.Description = clip(redact.Text(kc.Description))
 	}
+	return e
+}
+
+// ReadTokenError reads a non-2xx /token answer into a TokenError and closes
+// the body. An answer that is not Keycloak JSON keeps its status only: its
+// body could echo the form that was sent.
+func ReadTokenError(resp *http.Response, now time.Time) *TokenError {
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	e := TokenErrorFromBody(resp.StatusCode, body)
+	e.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 	return e
 }
 

@@ -82,9 +82,10 @@ func TestWriterScrubs(t *testing.T) {
 	}
 }
 
-func TestWriterForgetsOldest(t *testing.T) {
+func TestWriterForgetsOldestTokensButNotPinned(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
+	w.Pin("the-Pinned-Password")
 	for i := 0; i < maxSecrets+10; i++ {
 		w.Add(fmt.Sprintf("secret-number-%03d", i))
 	}
@@ -94,5 +95,8 @@ func TestWriterForgetsOldest(t *testing.T) {
 	last := fmt.Sprintf("secret-number-%03d", maxSecrets+9)
 	if got := string(w.Scrub([]byte(last))); got != Redacted {
 		t.Errorf("newest secret scrubbed to %q, want %s", got, Redacted)
+	}
+	if got := string(w.Scrub([]byte("the-Pinned-Password"))); got != Redacted {
+		t.Errorf("pinned secret after %d tokens scrubbed to %q, want %s", maxSecrets+10, got, Redacted)
 	}
 }

@@ -35,27 +35,24 @@ type Writer struct {
 	out io.Writer
 
 	mu      sync.RWMutex
-	secrets [][]byte // raw and JSON-escaped forms, oldest first
+	pinned  [][]byte // long-lived secrets (password, API key): never forgotten
+	secrets [][]byte // tokens: raw and JSON-escaped forms, oldest first
 }
 
 // NewWriter returns a Writer in front of out.
 func NewWriter(out io.Writer) *Writer { return &Writer{out: out} }
 
-// Add registers a secret to be replaced from now on. Values shorter than six
-// bytes are ignored; the oldest secrets are forgotten past a bound.
+// Add registers a short-lived secret (a token) to be replaced from now on.
+// Values shorter than six bytes are ignored; the oldest tokens are forgotten
+// past a bound.
 func (w *Writer) Add(secret string) {
 	if w == nil || len(secret) < minSecretLen {
 		return
 	}
-	forms := [][]byte{[]byte(secret)}
-	if js, err := json.Marshal(secret); err == nil {
-		if esc := js[1 : len(js)-1]; !bytes.Equal(esc, forms[0]) {
-			forms = append(forms, esc)
-		}
-	}
+	forms := secretForms(secret)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, s := range w.secrets {
+	for _, s := range append(w.pinned, w.secrets...) {
 		if bytes.Equal(s, forms[0]) {
 			return
 		}
@@ -64,6 +61,34 @@ func (w *Writer) Add(secret string) {
 	if over := len(w.secrets) - 2*maxSecrets; over > 0 {
 		w.secrets = append([][]byte(nil), w.secrets[over:]...)
 	}
+}
+
+// Pin registers a long-lived secret (the password, the API key): it is never
+// forgotten, however many tokens follow.
+func (w *Writer) Pin(secret string) {
+	if w == nil || len(secret) < minSecretLen {
+		return
+	}
+	forms := secretForms(secret)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.pinned {
+		if bytes.Equal(s, forms[0]) {
+			return
+		}
+	}
+	w.pinned = append(w.pinned, forms...)
+}
+
+// secretForms is a secret as written raw and inside a JSON string.
+func secretForms(secret string) [][]byte {
+	forms := [][]byte{[]byte(secret)}
+	if js, err := json.Marshal(secret); err == nil {
+		if esc := js[1 : len(js)-1]; !bytes.Equal(esc, forms[0]) {
+			forms = append(forms, esc)
+		}
+	}
+	return forms
 }
 
 // Write scrubs p and writes it on. It reports len(p) so callers see a whole write.
@@ -79,6 +104,11 @@ func (w *Writer) Scrub(p []byte) []byte {
 	out := p
 	if w != nil {
 		w.mu.RLock()
+		for _, s := range w.pinned {
+			if bytes.Contains(out, s) {
+				out = bytes.ReplaceAll(out, s, []byte(Redacted))
+			}
+		}
 		for _, s := range w.secrets {
 			if bytes.Contains(out, s) {
 				out = bytes.ReplaceAll(out, s, []byte(Redacted))

@@ -138,8 +138,8 @@ func (a *app) loadConfig(cmd *cobra.Command) (config.Config, error) {
 	if err := a.setupLogger(cfg.LogLevel, cfg.LogFormat); err != nil {
 		return config.Config{}, err
 	}
-	a.redactor.Add(cfg.APIKey.Reveal())
-	a.redactor.Add(cfg.Password.Reveal())
+	a.redactor.Pin(cfg.APIKey.Reveal())
+	a.redactor.Pin(cfg.Password.Reveal())
 	if file != "" {
 		a.log.Debug().Str("file", file).Msg("configuration file read")
 	}

@@ -97,7 +97,7 @@ func (a *app) login(ctx context.Context, out io.Writer, cfg *config.Config) erro
 // checkAPIKey makes one authorised request: a document that cannot exist.
 // 404 means natif accepted the key; 401 means it is expired or revoked.
 func (a *app) checkAPIKey(ctx context.Context, out io.Writer, cfg *config.Config, src auth.Source) error {
-	client := &http.Client{Transport: &auth.Transport{Source: src}}
+	client := &http.Client{Transport: &auth.Transport{Source: src, BaseURL: cfg.BaseURL}}
 	url := strings.TrimRight(cfg.BaseURL, "/") + "/documents/00000000-0000-0000-0000-000000000000"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
