@@ -1,0 +1,220 @@
+package worker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Sidecar suffixes (SPEC section 4).
+const (
+	DoneSuffix        = ".natif.json"
+	FailedSuffix      = ".error.json"
+	ExtractionsSuffix = ".extractions.json"
+)
+
+// maxClash bounds the numeric suffixes tried for one name.
+const maxClash = 10000
+
+// linkRename renames with a hard link and a removal: the link refuses to
+// replace dst. Across file systems it copies instead.
+func linkRename(src, dst string) error {
+	err := os.Link(src, dst)
+	switch {
+	case err == nil:
+		return os.Remove(src)
+	case errors.Is(err, os.ErrExist):
+		return err
+	case errors.Is(err, syscall.EXDEV):
+		return copyNoReplace(src, dst)
+	default:
+		return err
+	}
+}
+
+// move renames src to dst without replacing dst (os.ErrExist), copying when
+// src and dst are on different file systems.
+func move(src, dst string) error {
+	err := renameNoReplace(src, dst)
+	if errors.Is(err, syscall.EXDEV) {
+		return copyNoReplace(src, dst)
+	}
+	return err
+}
+
+// copyNoReplace copies src to a temporary file beside dst, syncs it, links it
+// to dst (never replacing), then removes src. A crash leaves at most a
+// temporary file, never a half-copied dst.
+func copyNoReplace(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".copy-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), dst); err != nil {
+		return err
+	}
+	return os.Remove(src)
+}
+
+// writeFileAtomic writes data to a temporary file in dst's folder, syncs it
+// and renames it over dst.
+func writeFileAtomic(dst string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// candidate is rel with the numeric suffix n: "a/invoice.pdf", then
+// "a/invoice-1.pdf", "a/invoice-2.pdf", ...
+func candidate(rel string, n int) string {
+	if n == 0 {
+		return rel
+	}
+	ext := filepath.Ext(rel)
+	if ext == rel || strings.HasSuffix(rel, "/"+ext) { // a name like ".pdf" has no stem
+		ext = ""
+	}
+	return strings.TrimSuffix(rel, ext) + "-" + strconv.Itoa(n) + ext
+}
+
+// archive moves the file at src into dir at rel (a numeric suffix on a name
+// clash; never overwriting), with its sidecar beside it. The sidecar is
+// written first, under the final name, so a file in dir always has one; a
+// sidecar left by a crash before the move, for the same content, is taken
+// over. sidecar receives the final path of the file.
+func archive(src, dir, rel, suffix, sha string, sidecar func(final string) ([]byte, error)) (string, error) {
+	first, err := destination(dir, rel)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(first), 0o755); err != nil {
+		return "", err
+	}
+	for n := 0; n < maxClash; n++ {
+		final := filepath.Join(dir, candidate(rel, n))
+		if _, err := os.Lstat(final); err == nil {
+			continue // taken by another file
+		}
+		side := final + suffix
+		data, err := sidecar(final)
+		if err != nil {
+			return "", err
+		}
+		if ok, err := claimSidecar(side, data, sha); err != nil {
+			return "", err
+		} else if !ok {
+			continue
+		}
+		if err := move(src, final); err != nil {
+			os.Remove(side)
+			if errors.Is(err, os.ErrExist) {
+				continue // someone took the name between the check and the move
+			}
+			return "", err
+		}
+		syncDir(filepath.Dir(final))
+		return final, nil
+	}
+	return "", fmt.Errorf("%s: more than %d files of that name", first, maxClash)
+}
+
+// claimSidecar writes data at side unless another file's sidecar is there. A
+// sidecar for the same content (sha) without its file is one a crash left
+// behind: it is replaced.
+func claimSidecar(side string, data []byte, sha string) (bool, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(side), "."+filepath.Base(side)+".tmp-*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Close(); err != nil {
+		return false, err
+	}
+	err = os.Link(tmp.Name(), side)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return false, err
+	}
+	if !orphanOf(side, sha) {
+		return false, nil
+	}
+	return true, os.Rename(tmp.Name(), side)
+}
+
+// orphanOf reports whether side is a sidecar of the content sha whose file
+// is not there.
+func orphanOf(side, sha string) bool {
+	b, err := os.ReadFile(side)
+	if err != nil {
+		return false
+	}
+	var s struct {
+		SHA256 string `json:"sha256"`
+	}
+	if json.Unmarshal(b, &s) != nil || s.SHA256 != sha {
+		return false
+	}
+	for _, suf := range []string{DoneSuffix, FailedSuffix} {
+		if f, ok := strings.CutSuffix(side, suf); ok {
+			_, err := os.Lstat(f)
+			return errors.Is(err, os.ErrNotExist)
+		}
+	}
+	return false
+}
+
+// syncDir makes a rename durable; errors are ignored (not every file system
+// can sync a folder).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}

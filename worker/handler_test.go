@@ -1,0 +1,465 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/natif-uploader/natif-uploader/fakeapi"
+)
+
+func TestUploadMovesToDoneWithSidecar(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	p := e.drop("2026/12/invoice 17 ü.pdf", pdf(3, "a"))
+	if err := e.process(p); err != nil {
+		t.Fatalf("ProcessTask: %v", err)
+	}
+	final := filepath.Join(e.done, p.Rel)
+	if !exists(final) || exists(p.Path) {
+		t.Fatalf("file in done %v, still in inbox %v; want moved", exists(final), exists(p.Path))
+	}
+	sc := e.sidecar(final + DoneSuffix)
+	for _, k := range []string{"file", "sha256", "size", "document_id", "endpoint", "attempts", "uploaded_at", "response"} {
+		if _, ok := sc[k]; !ok {
+			t.Errorf("sidecar lacks %q: %v", k, sc)
+		}
+	}
+	if sc["sha256"] != p.SHA256 || sc["endpoint"] != "/documents/" || sc["file"] != final || sc["document_id"] == "" {
+		t.Errorf("sidecar = %v, want this file's sha, endpoint, final path and a document id", sc)
+	}
+	resp, _ := sc["response"].(map[string]any)
+	if resp["num_pages"] != float64(3) || resp["filename_origin"] != "invoice 17 ü.pdf" {
+		t.Errorf("sidecar response = %v, want natif's answer with 3 pages and the original name", resp)
+	}
+	if n := e.sim.Stats().UploadsBySHA256[p.SHA256]; n != 1 {
+		t.Errorf("uploads of this content = %d, want 1", n)
+	}
+	if rec, _ := e.ledger.Get(context.Background(), p.SHA256); rec == nil || rec.DocumentID != sc["document_id"] {
+		t.Errorf("ledger record = %+v, want the document id", rec)
+	}
+}
+
+// Each class of natif answer ends where the table says.
+func TestAnswerClasses(t *testing.T) {
+	tests := []struct {
+		status         int
+		wantWhere      string // done, failed, inbox
+		wantPause      bool
+		wantNonFailure bool
+	}{
+		{400, "failed", false, false},
+		{404, "failed", false, false},
+		{413, "failed", false, false},
+		{415, "failed", false, false},
+		{422, "failed", false, false},
+		{402, "inbox", true, true},
+		{403, "inbox", true, true},
+		{429, "inbox", false, true},
+		{408, "failed", false, false}, // transient, but this first attempt is also the last one
+		{500, "failed", false, false},
+		{502, "failed", false, false},
+		{503, "failed", false, false},
+		{504, "failed", false, false},
+		{425, "failed", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
+			e := newEnv(t, fakeapi.Options{}, nil)
+			e.front.set(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodPost {
+					return false
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				fmt.Fprintf(w, `{"detail":"injected %d"}`, tt.status)
+				return true
+			})
+			p := e.drop("a.pdf", pdf(1, fmt.Sprint(tt.status)))
+			err := e.process(p)
+			where := map[bool]string{true: "inbox"}[exists(p.Path)]
+			if exists(filepath.Join(e.done, "a.pdf")) {
+				where = "done"
+			}
+			if exists(filepath.Join(e.failed, "a.pdf")) {
+				where = "failed"
+			}
+			if where != tt.wantWhere {
+				t.Fatalf("file ended in %q, want %q (err %v)", where, tt.wantWhere, err)
+			}
+			if tt.wantWhere == "failed" {
+				sc := e.sidecar(filepath.Join(e.failed, "a.pdf") + FailedSuffix)
+				if sc["status"] != float64(tt.status) || !strings.Contains(sc["error"].(string), fmt.Sprintf("injected %d", tt.status)) {
+					t.Errorf("error sidecar = %v, want status %d and natif's detail", sc, tt.status)
+				}
+				if !errors.Is(err, asynq.SkipRetry) {
+					t.Errorf("error = %v, want SkipRetry (the task is archived)", err)
+				}
+			}
+			if got := e.pauser.count() > 0; got != tt.wantPause {
+				t.Errorf("queue paused = %v, want %v", got, tt.wantPause)
+			}
+			if tt.wantNonFailure && IsFailure(err) {
+				t.Errorf("error %v counts as a failure; want a retry that spends nothing", err)
+			}
+		})
+	}
+}
+
+// A transient error before the last attempt returns to asynq (a spent retry)
+// and leaves the file in the inbox.
+func TestTransientBeforeLastAttempt(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	calls := 0
+	e.front.set(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost {
+			return false
+		}
+		calls++
+		http.Error(w, `{"detail":"down"}`, http.StatusServiceUnavailable)
+		return true
+	})
+	p := e.drop("a.pdf", pdf(1, "t"))
+	b, _ := json.Marshal(p)
+	task := asynq.NewTask(TaskType, b)
+	err := runWithRetry(t, e.handler, task, 0, 5)
+	if err == nil || !IsFailure(err) || errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("error = %v, want a failure asynq retries", err)
+	}
+	if !exists(p.Path) {
+		t.Errorf("file left the inbox on a retryable error")
+	}
+	if calls < 2 {
+		t.Errorf("upload tried %d times within the attempt, want quick retries", calls)
+	}
+	// The last attempt (retried == maxRetry-1) moves it to failed.
+	err = runWithRetry(t, e.handler, task, 4, 5)
+	if !errors.Is(err, asynq.SkipRetry) || !exists(filepath.Join(e.failed, "a.pdf")) {
+		t.Fatalf("last attempt: %v, in failed %v; want the file failed with retries exhausted", err, exists(filepath.Join(e.failed, "a.pdf")))
+	}
+	if sc := e.sidecar(filepath.Join(e.failed, "a.pdf") + FailedSuffix); !strings.Contains(sc["error"].(string), "retries exhausted") || sc["attempts"] != float64(5) {
+		t.Errorf("error sidecar = %v, want retries exhausted after 5 attempts", sc)
+	}
+}
+
+// runWithRetry runs the handler as asynq would on the attempt after
+// `retried` failures of a task that allows maxRetry.
+func runWithRetry(t *testing.T, h *Handler, task *asynq.Task, retried, maxRetry int) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return h.handle(ctx, task, attemptInfo{taskID: "test", retried: retried, maxRetry: maxRetry})
+}
+
+// Account-level answers pause, spend no retry, and fail no file, also on the
+// last attempt.
+func TestAccountTroubleOnLastAttempt(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{Faults: fakeapi.Faults{QuotaExhausted: true}}, nil)
+	p := e.drop("a.pdf", pdf(1, "q"))
+	b, _ := json.Marshal(p)
+	err := runWithRetry(t, e.handler, asynq.NewTask(TaskType, b), 12, 13)
+	if IsFailure(err) || !exists(p.Path) || e.pauser.count() != 1 {
+		t.Errorf("402 on the last attempt: err %v (failure %v), in inbox %v, pauses %d; want a non-failure, the file kept, one pause",
+			err, IsFailure(err), exists(p.Path), e.pauser.count())
+	}
+	if e.sim.Stats().QuotaRejected != 1 {
+		t.Errorf("quota rejections = %d, want 1 (no hammering)", e.sim.Stats().QuotaRejected)
+	}
+}
+
+func TestRateLimitCapFails(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{MaxPagesPerDocument: 2}, func(o *Options, _ *Uploader) { o.RateLimitCap = 3 })
+	p := e.drop("big.pdf", pdf(5, "pages"))
+	var err error
+	for i := 0; i < 5 && exists(p.Path); i++ {
+		err = e.process(p)
+	}
+	if !exists(filepath.Join(e.failed, "big.pdf")) {
+		t.Fatalf("a document natif refuses with 429 every time is still in the inbox (err %v)", err)
+	}
+	sc := e.sidecar(filepath.Join(e.failed, "big.pdf") + FailedSuffix)
+	if sc["status"] != float64(429) || !strings.Contains(sc["error"].(string), "429 3 times") {
+		t.Errorf("error sidecar = %v, want status 429 and the count", sc)
+	}
+}
+
+// Bad payloads are refused without the file being opened.
+func TestHostilePayloads(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret.pdf")
+	os.WriteFile(secret, pdf(1, "secret"), 0o644)
+	link := filepath.Join(e.inbox, "link.pdf")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	good := e.drop("ok.pdf", pdf(1, "ok"))
+	tests := []struct {
+		desc    string
+		payload string
+		want    string
+	}{
+		{"malformed json", `{"path": `, "not the JSON"},
+		{"unknown field", `{"path":"/x","root":"/","rel":"x","size":1,"sha256":"` + good.SHA256 + `","extra":1}`, "unknown field"},
+		{"huge payload", `{"path":"` + strings.Repeat("a", 20000) + `"}`, "more than"},
+		{"outside the roots", mustJSON(Payload{Path: secret, Root: outside, Rel: "secret.pdf", Size: 10, SHA256: good.SHA256}), "not a configured inbox"},
+		{"dot dot", mustJSON(Payload{Path: filepath.Join(e.inbox, "../x.pdf"), Root: e.inbox, Rel: "../x.pdf", Size: 1, SHA256: good.SHA256}), "no \"..\""},
+		{"path not root+rel", mustJSON(Payload{Path: secret, Root: e.inbox, Rel: "ok.pdf", Size: 1, SHA256: good.SHA256}), "is not root"},
+		{"symlink out", mustJSON(Payload{Path: link, Root: e.inbox, Rel: "link.pdf", Size: 10, SHA256: good.SHA256}), "leads to"},
+		{"relative path", `{"path":"inbox/ok.pdf","root":"inbox","rel":"ok.pdf","size":1,"sha256":"` + good.SHA256 + `"}`, "absolute"},
+		{"bad sha", mustJSON(Payload{Path: good.Path, Root: e.inbox, Rel: "ok.pdf", Size: 1, SHA256: "abc"}), "sha256"},
+	}
+	for _, tt := range tests {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := e.handler.ProcessTask(ctx, asynq.NewTask(TaskType, []byte(tt.payload)))
+		cancel()
+		if !errors.Is(err, asynq.SkipRetry) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want SkipRetry with %q", tt.desc, err, tt.want)
+		}
+	}
+	if n := e.front.uploads(); n != 0 {
+		t.Errorf("uploads = %d, want none", n)
+	}
+	if !exists(secret) || !exists(link) || !exists(good.Path) {
+		t.Errorf("a refused task moved a file")
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// Local checks fail a file without an upload.
+func TestLocalChecksFailWithoutUpload(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, func(o *Options, _ *Uploader) { o.MaxFileSize = 1000 })
+	tests := []struct {
+		name    string
+		content []byte
+		reason  string
+	}{
+		{"empty.pdf", nil, "empty file"},
+		{"text.pdf", []byte("this is not a pdf at all"), "unsupported file type"},
+		{"large.pdf", append([]byte("%PDF-1.4\n"), make([]byte, 2000)...), "larger than NATIF_MAX_FILE_SIZE"},
+	}
+	for _, tt := range tests {
+		p := e.drop(tt.name, tt.content)
+		if err := e.process(p); !errors.Is(err, asynq.SkipRetry) {
+			t.Errorf("%s: %v, want SkipRetry", tt.name, err)
+		}
+		sc := e.sidecar(filepath.Join(e.failed, tt.name) + FailedSuffix)
+		if !strings.Contains(sc["error"].(string), tt.reason) || sc["status"] != float64(0) {
+			t.Errorf("%s: sidecar %v, want %q and status 0", tt.name, sc, tt.reason)
+		}
+	}
+	if n := e.front.uploads(); n != 0 {
+		t.Errorf("uploads = %d, want none", n)
+	}
+}
+
+func TestVanishedAndChangedFiles(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	gone := e.drop("gone.pdf", pdf(1, "gone"))
+	os.Remove(gone.Path)
+	if err := e.process(gone); err != nil {
+		t.Errorf("vanished file: %v, want the task dropped quietly", err)
+	}
+	// Same size, other content: caught while streaming, before the body completes.
+	changed := e.drop("changed.pdf", pdf(1, "one"))
+	os.WriteFile(changed.Path, pdf(1, "two"), 0o644)
+	if err := e.process(changed); err != nil {
+		t.Errorf("changed file: %v, want requeued and this task dropped", err)
+	}
+	// Another size: caught before the upload.
+	grown := e.drop("grown.pdf", pdf(1, "g"))
+	os.WriteFile(grown.Path, pdf(2, "g"), 0o644)
+	if err := e.process(grown); err != nil {
+		t.Errorf("grown file: %v", err)
+	}
+	if e.sim.Stats().Uploads != 0 {
+		t.Errorf("documents stored = %d, want 0: changed content must never complete an upload", e.sim.Stats().Uploads)
+	}
+	e.requeueMu.Lock()
+	defer e.requeueMu.Unlock()
+	if len(e.requeued) != 2 || e.requeued[0].SHA256 == changed.SHA256 || e.requeued[1].Size == grown.Size {
+		t.Errorf("requeued %+v, want both files under their new identity", e.requeued)
+	}
+	if !exists(changed.Path) || !exists(grown.Path) {
+		t.Errorf("a changed file left the inbox")
+	}
+}
+
+func TestDuplicatesAndRedelivery(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	first := e.drop("a/invoice.pdf", pdf(1, "same"))
+	if err := e.process(first); err != nil {
+		t.Fatal(err)
+	}
+	// A second copy of the same content elsewhere in the inbox.
+	second := e.drop("b/copy.pdf", pdf(1, "same"))
+	if err := e.process(second); err != nil {
+		t.Fatal(err)
+	}
+	sc := e.sidecar(filepath.Join(e.done, "b/copy.pdf") + DoneSuffix)
+	firstSC := e.sidecar(filepath.Join(e.done, "a/invoice.pdf") + DoneSuffix)
+	if sc["duplicate_of"] != firstSC["document_id"] || sc["duplicate_of"] == nil {
+		t.Errorf("duplicate sidecar = %v, want duplicate_of %v", sc, firstSC["document_id"])
+	}
+	// A redelivery after a crash between upload and move: same path, in the ledger.
+	third := e.drop("c/crash.pdf", pdf(1, "crash"))
+	e.ledger.Put(context.Background(), Record{SHA256: third.SHA256, DocumentID: "doc-from-before", Source: third.Path, Endpoint: "/documents/"})
+	if err := e.process(third); err != nil {
+		t.Fatal(err)
+	}
+	sc3 := e.sidecar(filepath.Join(e.done, "c/crash.pdf") + DoneSuffix)
+	if sc3["document_id"] != "doc-from-before" || sc3["duplicate_of"] != nil {
+		t.Errorf("redelivered sidecar = %v, want the recorded document and no duplicate_of", sc3)
+	}
+	if n := e.sim.Stats().Uploads; n != 1 {
+		t.Errorf("documents stored = %d, want 1", n)
+	}
+}
+
+func TestNameClashGetsSuffix(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	os.MkdirAll(filepath.Join(e.done, "x"), 0o755)
+	os.WriteFile(filepath.Join(e.done, "x", "inv.pdf"), []byte("older"), 0o644)
+	os.WriteFile(filepath.Join(e.done, "x", "inv-1.pdf.natif.json"), []byte(`{"sha256":"someone else"}`), 0o644)
+	p := e.drop("x/inv.pdf", pdf(1, "clash"))
+	if err := e.process(p); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.done, "x", "inv.pdf")); string(b) != "older" {
+		t.Errorf("the older file in done was overwritten")
+	}
+	final := filepath.Join(e.done, "x", "inv-2.pdf")
+	if !exists(final) || e.sidecar(final + DoneSuffix)["file"] != final {
+		t.Errorf("want the file at %s with its sidecar (inv.pdf and inv-1's sidecar are taken)", final)
+	}
+}
+
+// A done folder that cannot take the file: the task is retried, the file
+// stays, and the retry moves it without a second upload.
+func TestDoneFolderBroken(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	blocker := filepath.Join(e.done, "sub")
+	os.WriteFile(blocker, []byte("a file where a folder must go"), 0o644)
+	p := e.drop("sub/a.pdf", pdf(1, "blocked"))
+	err := e.process(p)
+	if err == nil || errors.Is(err, asynq.SkipRetry) || !exists(p.Path) {
+		t.Fatalf("error %v, in inbox %v; want a retryable error and the file kept", err, exists(p.Path))
+	}
+	if !strings.Contains(e.logs.String(), "could not be moved to the done folder") {
+		t.Errorf("the log does not say why: %s", e.logs)
+	}
+	os.Remove(blocker)
+	if err := e.process(p); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(filepath.Join(e.done, "sub/a.pdf")) || e.sim.Stats().Uploads != 1 {
+		t.Errorf("after the fix: in done %v, documents stored %d; want moved with 1 upload", exists(filepath.Join(e.done, "sub/a.pdf")), e.sim.Stats().Uploads)
+	}
+}
+
+// The server stores the file and the connection drops: the retry uploads
+// again (one duplicate at most per in-flight upload) and the file ends in done once.
+func TestLostResponseOnUpload(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	dropped := false
+	e.front.set(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || dropped {
+			return false
+		}
+		dropped = true
+		rr := httptest.NewRecorder()
+		e.sim.ServeHTTP(rr, r)
+		hj, _ := w.(http.Hijacker)
+		conn, _, _ := hj.Hijack()
+		conn.Close()
+		return true
+	})
+	e.opts.InAttempt = 5 * time.Second
+	e.handler = NewHandler(e.opts)
+	p := e.drop("a.pdf", pdf(1, "lost"))
+	if err := e.process(p); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.sim.Stats().UploadsBySHA256[p.SHA256]; n != 2 {
+		t.Errorf("server copies = %d, want 2 (the lost one and the retry)", n)
+	}
+	if !exists(filepath.Join(e.done, "a.pdf")) || exists(filepath.Join(e.done, "a-1.pdf")) {
+		t.Errorf("want the file in done exactly once")
+	}
+}
+
+func TestNonJSONAnswerCountsAsDone(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	e.front.set(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost {
+			return false
+		}
+		w.WriteHeader(http.StatusCreated)
+		w.Write([]byte("Created."))
+		return true
+	})
+	p := e.drop("a.pdf", pdf(1, "raw"))
+	if err := e.process(p); err != nil {
+		t.Fatal(err)
+	}
+	if sc := e.sidecar(filepath.Join(e.done, "a.pdf") + DoneSuffix); sc["response"] != "Created." {
+		t.Errorf("sidecar response = %v, want the raw body", sc["response"])
+	}
+}
+
+func TestProcessingWorkflowPolls202(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{ProcessingDelay: 300 * time.Millisecond}, func(_ *Options, u *Uploader) {
+		u.Endpoint, u.Processing, u.WaitFor = "/processing/invoice_extraction", true, 0
+		u.Include, u.Parameters = []string{"extractions"}, `{"language":"de"}`
+	})
+	p := e.drop("a.pdf", pdf(2, "wf"))
+	if err := e.process(p); err != nil {
+		t.Fatal(err)
+	}
+	sc := e.sidecar(filepath.Join(e.done, "a.pdf") + DoneSuffix)
+	resp, _ := sc["response"].(map[string]any)
+	if resp["status"] != "success" || resp["extractions"] == nil || resp["ocr"] != nil {
+		t.Errorf("response = %v, want the finished result with extractions only", resp)
+	}
+	if sc["document_id"] != resp["processing_id"] || sc["endpoint"] != "/processing/invoice_extraction" {
+		t.Errorf("sidecar = %v, want the processing id and the workflow endpoint", sc)
+	}
+}
+
+func TestFetchResultsSavesExtractions(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{ProcessingDelay: 200 * time.Millisecond}, func(o *Options, _ *Uploader) { o.FetchResults = true })
+	p := e.drop("a.pdf", pdf(1, "ex"))
+	if err := e.process(p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(e.done, "a.pdf") + ExtractionsSuffix)
+	if err != nil || !json.Valid(b) || len(b) < 10 {
+		t.Errorf("extractions file: %q, %v; want natif's extractions", b, err)
+	}
+}
+
+func TestClientRateLimit(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, func(o *Options, _ *Uploader) { o.RateLimit = 10 })
+	start := time.Now()
+	for i := range 6 {
+		if err := e.process(e.drop(fmt.Sprintf("r%d.pdf", i), pdf(1, fmt.Sprint("rate", i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 450*time.Millisecond {
+		t.Errorf("6 uploads at 10/s took %v, want at least 0.5 s", d)
+	}
+}
