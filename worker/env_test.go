@@ -35,7 +35,7 @@ type env struct {
 	pauser              *tripRecorder
 	requeued            []Payload
 	requeueMu           sync.Mutex
-	logs                *bytes.Buffer
+	logs                *lockedBuffer
 	opts                Options
 }
 
@@ -95,7 +95,7 @@ func newEnv(t *testing.T, simOpts fakeapi.Options, tweak func(*Options, *Uploade
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, inbox: filepath.Join(dir, "inbox"), done: filepath.Join(dir, "done"), failed: filepath.Join(dir, "failed"),
-		ledger: NewMemoryLedger(), pauser: &tripRecorder{}, logs: &bytes.Buffer{}}
+		ledger: NewMemoryLedger(), pauser: &tripRecorder{}, logs: &lockedBuffer{}}
 	for _, d := range []string{e.inbox, e.done, e.failed} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -183,4 +183,22 @@ func pdf(pages int, salt string) []byte {
 	}
 	b.WriteString("%%EOF\n")
 	return []byte(b.String())
+}
+
+// lockedBuffer is a log sink that many workers may write at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
