@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/natif-uploader/natif-uploader/fakeapi"
 )
@@ -46,6 +47,12 @@ func TestUploadMovesToDoneWithSidecar(t *testing.T) {
 	}
 	if rec, _ := e.ledger.Get(context.Background(), p.SHA256); rec == nil || rec.DocumentID != sc["document_id"] {
 		t.Errorf("ledger record = %+v, want the document id", rec)
+	}
+	if n := testutil.ToFloat64(e.handler.o.Metrics.Files.WithLabelValues("uploaded")); n != 1 {
+		t.Errorf("files uploaded metric = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(e.handler.o.Metrics.Bytes); n != float64(p.Size) {
+		t.Errorf("bytes metric = %v, want %d", n, p.Size)
 	}
 }
 
