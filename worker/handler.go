@@ -388,11 +388,7 @@ func (h *Handler) finishDuplicate(log zerolog.Logger, p Payload, path string, re
 	if rec.Source != p.Path {
 		dup = rec.DocumentID
 	}
-	final, err := archive(path, h.o.DoneDir, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
-		return json.MarshalIndent(doneSidecar{File: final, Source: p.Path, SHA256: p.SHA256, Size: p.Size,
-			DocumentID: rec.DocumentID, Endpoint: rec.Endpoint, Attempts: rec.Attempts, UploadedAt: rec.UploadedAt,
-			Response: json.RawMessage(`null`), DuplicateOf: dup}, "", "  ")
-	})
+	final, err := ArchiveDone(path, h.o.DoneDir, p, rec)
 	if err != nil {
 		return fmt.Errorf("move to done: %w", err)
 	}
@@ -417,14 +413,36 @@ type failedSidecar struct {
 	FailedAt time.Time `json:"failed_at"`
 }
 
+// ArchiveFailed moves the file at path (named by p) to failedDir at p.Rel,
+// with <file>.error.json giving status (0 for a local reason) and reason. The
+// watcher uses it for files that fail before they are queued.
+func ArchiveFailed(path, failedDir string, p Payload, status int, reason string, attempts int) (string, error) {
+	now := time.Now().UTC()
+	return archive(path, failedDir, p.Rel, FailedSuffix, p.SHA256, func(final string) ([]byte, error) {
+		return json.MarshalIndent(failedSidecar{File: final, Source: p.Path, SHA256: p.SHA256, Status: status,
+			Error: reason, Attempts: attempts, FailedAt: now}, "", "  ")
+	})
+}
+
+// ArchiveDone moves the file at path (named by p), whose content the ledger
+// records as rec, to doneDir without an upload: with "duplicate_of" when rec
+// was uploaded from another path.
+func ArchiveDone(path, doneDir string, p Payload, rec *Record) (string, error) {
+	dup := ""
+	if rec.Source != p.Path {
+		dup = rec.DocumentID
+	}
+	return archive(path, doneDir, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
+		return json.MarshalIndent(doneSidecar{File: final, Source: p.Path, SHA256: p.SHA256, Size: p.Size,
+			DocumentID: rec.DocumentID, Endpoint: rec.Endpoint, Attempts: rec.Attempts, UploadedAt: rec.UploadedAt,
+			Response: json.RawMessage(`null`), DuplicateOf: dup}, "", "  ")
+	})
+}
+
 // fail moves the file to the failed folder with its reason and ends the task.
 func (h *Handler) fail(log zerolog.Logger, p Payload, path string, fe *fileError, attempt int) error {
 	h.forget(p.SHA256)
-	now := time.Now().UTC()
-	final, err := archive(path, h.o.FailedDir, p.Rel, FailedSuffix, p.SHA256, func(final string) ([]byte, error) {
-		return json.MarshalIndent(failedSidecar{File: final, Source: p.Path, SHA256: p.SHA256, Status: fe.status,
-			Error: fe.reason, Attempts: attempt, FailedAt: now}, "", "  ")
-	})
+	final, err := ArchiveFailed(path, h.o.FailedDir, p, fe.status, fe.reason, attempt)
 	if err != nil {
 		log.Error().Err(err).Str("reason", fe.reason).Msg("file failed, but could not be moved to the failed folder; retrying the move")
 		return fmt.Errorf("move to failed: %w", err)
