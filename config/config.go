@@ -76,6 +76,27 @@ type Config struct {
 	// (NATIF_ALLOWED_ROOTS, comma-separated), made absolute.
 	AllowedRoots []string
 
+	// WatchMode is how the watcher learns about new files (NATIF_WATCH_MODE):
+	// "events" (inotify through fsnotify, plus rescans), "poll" (rescans
+	// every PollInterval only), or "auto" (the default: polling for inboxes on
+	// NFS, SMB/CIFS or FUSE, where events do not arrive, events elsewhere).
+	WatchMode string
+	// PollInterval is the rescan period of a polled inbox (NATIF_POLL_INTERVAL). Default 5s.
+	PollInterval time.Duration
+	// RescanInterval is the period of the safety rescan of watched inboxes,
+	// which catches what events missed (NATIF_RESCAN_INTERVAL). Default 60s.
+	RescanInterval time.Duration
+	// IncompleteTimeout is how long a stable file may lack its end marker
+	// before it fails as "incomplete file" (NATIF_INCOMPLETE_TIMEOUT). Default 1h.
+	IncompleteTimeout time.Duration
+	// Include, when set, limits the watcher to files whose name (or path
+	// relative to the inbox) matches one of these globs (NATIF_INCLUDE,
+	// comma-separated, e.g. *.pdf,scans/*).
+	Include []string
+	// Exclude skips files whose name or relative path matches one of these
+	// globs (NATIF_EXCLUDE), on top of the built-in rules (hidden, temporary).
+	Exclude []string
+
 	// Concurrency is the number of parallel uploads per process (NATIF_CONCURRENCY),
 	// 1 to 1024. Default 8.
 	Concurrency int
@@ -106,22 +127,26 @@ type Config struct {
 // states it. Relative folders are made absolute by Load.
 func Default() Config {
 	return Config{
-		BaseURL:         "https://api.natif.ai",
-		Realm:           "public",
-		Scopes:          []string{"capturing_read", "capturing_write"},
-		UploadPath:      "/documents/",
-		WorkflowWaitFor: 120,
-		MaxRetry:        12,
-		TaskTimeout:     30 * time.Minute,
-		Queue:           "natif",
-		Inboxes:         []string{"./inbox"},
-		DoneDir:         "./done",
-		FailedDir:       "./failed",
-		Concurrency:     8,
-		Settle:          2 * time.Second,
-		MaxFileSize:     100 * 1000 * 1000,
-		MetricsAddr:     "127.0.0.1:9464",
-		LogLevel:        "info",
+		BaseURL:           "https://api.natif.ai",
+		Realm:             "public",
+		Scopes:            []string{"capturing_read", "capturing_write"},
+		UploadPath:        "/documents/",
+		WorkflowWaitFor:   120,
+		MaxRetry:          12,
+		TaskTimeout:       30 * time.Minute,
+		Queue:             "natif",
+		Inboxes:           []string{"./inbox"},
+		DoneDir:           "./done",
+		FailedDir:         "./failed",
+		Concurrency:       8,
+		Settle:            2 * time.Second,
+		WatchMode:         "auto",
+		PollInterval:      5 * time.Second,
+		RescanInterval:    time.Minute,
+		IncompleteTimeout: time.Hour,
+		MaxFileSize:       100 * 1000 * 1000,
+		MetricsAddr:       "127.0.0.1:9464",
+		LogLevel:          "info",
 	}
 }
 

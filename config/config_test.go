@@ -313,6 +313,11 @@ func TestValidate(t *testing.T) {
 		{"rate limit", map[string]string{"NATIF_RATE_LIMIT": "-1"}, "NATIF_RATE_LIMIT", "between 0"},
 		{"max retry", map[string]string{"NATIF_MAX_RETRY": "101"}, "NATIF_MAX_RETRY", "between 0 and 100"},
 		{"task timeout", map[string]string{"NATIF_TASK_TIMEOUT": "1s"}, "NATIF_TASK_TIMEOUT", "between 10s and 24h"},
+		{"valid watcher settings", map[string]string{"NATIF_WATCH_MODE": "poll", "NATIF_INCLUDE": "*.pdf,scans/*", "NATIF_EXCLUDE": "draft*"}, "", ""},
+		{"watch mode", map[string]string{"NATIF_WATCH_MODE": "inotify"}, "NATIF_WATCH_MODE", "auto, events or poll"},
+		{"poll interval", map[string]string{"NATIF_POLL_INTERVAL": "1ms"}, "NATIF_POLL_INTERVAL", "between 100ms and 1h"},
+		{"incomplete before settle", map[string]string{"NATIF_SETTLE": "10s", "NATIF_INCOMPLETE_TIMEOUT": "5s"}, "NATIF_INCOMPLETE_TIMEOUT", "at least NATIF_SETTLE"},
+		{"bad glob", map[string]string{"NATIF_INCLUDE": "[a"}, "NATIF_INCLUDE", "not a valid glob"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {

@@ -172,6 +172,38 @@ func (c *Config) Validate() error {
 			}
 			return nil
 		},
+		func() error {
+			switch c.WatchMode {
+			case "auto", "events", "poll":
+				return nil
+			}
+			return c.fail("watch_mode", c.WatchMode, "must be auto, events or poll")
+		},
+		func() error {
+			if c.PollInterval < 100*time.Millisecond || c.PollInterval > time.Hour {
+				return c.fail("poll_interval", c.PollInterval.String(), "must be between 100ms and 1h")
+			}
+			if c.RescanInterval < time.Second || c.RescanInterval > 24*time.Hour {
+				return c.fail("rescan_interval", c.RescanInterval.String(), "must be between 1s and 24h")
+			}
+			if c.IncompleteTimeout < c.Settle || c.IncompleteTimeout > 30*24*time.Hour {
+				return c.fail("incomplete_timeout", c.IncompleteTimeout.String(), "must be at least NATIF_SETTLE (%s) and at most 720h", c.Settle)
+			}
+			return nil
+		},
+		func() error {
+			for _, list := range []struct {
+				key   string
+				globs []string
+			}{{"include", c.Include}, {"exclude", c.Exclude}} {
+				for _, g := range list.globs {
+					if _, err := filepath.Match(g, ""); err != nil {
+						return c.fail(list.key, g, "is not a valid glob (use *, ? and [...])")
+					}
+				}
+			}
+			return nil
+		},
 		c.validateRedis,
 		func() error {
 			if !queueRe.MatchString(c.Queue) {
