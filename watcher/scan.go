@@ -1,0 +1,201 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/natif-uploader/natif-uploader/logging"
+	"github.com/natif-uploader/natif-uploader/worker"
+)
+
+// Summary counts what a one-shot scan did.
+type Summary struct {
+	Queued, AlreadyQueued, Duplicates, Failed, Waiting, Skipped, Errors int64
+}
+
+func (s *Summary) add(o Outcome) {
+	switch o {
+	case Queued:
+		atomic.AddInt64(&s.Queued, 1)
+	case AlreadyQueued:
+		atomic.AddInt64(&s.AlreadyQueued, 1)
+	case Duplicate:
+		atomic.AddInt64(&s.Duplicates, 1)
+	case Failed:
+		atomic.AddInt64(&s.Failed, 1)
+	case Waiting:
+		atomic.AddInt64(&s.Waiting, 1)
+	}
+}
+
+// ErrNotInRoot is returned for a path outside every inbox and allowed root.
+var ErrNotInRoot = errors.New("is not inside an inbox (NATIF_INBOX) or an allowed root (NATIF_ALLOWED_ROOTS)")
+
+// Scan queues every eligible, complete file under paths (files or folders,
+// each inside an inbox or an allowed root), by the same rules as the watcher:
+// the same filters, the same completeness checks, the same identity and
+// queue. A file written less than Settle ago is looked at again after Settle;
+// one still changing, or incomplete but younger than IncompleteTimeout, is
+// left for a later run (Waiting). onQueued, when set, is called for every file
+// whose task is queued (or was already): the caller of `enqueue --wait`
+// follows them. Memory stays bounded by the files in flight, whatever the
+// size of the tree.
+func Scan(ctx context.Context, o Options, paths []string, onQueued func(worker.Payload, Outcome)) (Summary, error) {
+	o.defaults()
+	var sum Summary
+	roots := append(append([]string(nil), o.Inboxes...), o.AllowedRoots...)
+	type located struct{ root, path string }
+	var starts []located
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return sum, err
+		}
+		root := ""
+		for _, r := range roots {
+			if abs == r || strings.HasPrefix(abs, r+string(filepath.Separator)) {
+				root = r
+				break
+			}
+		}
+		if root == "" {
+			return sum, fmt.Errorf("%s %w", p, ErrNotInRoot)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return sum, fmt.Errorf("%s: %w", p, err)
+		}
+		starts = append(starts, located{root, abs})
+	}
+
+	files := make(chan file, o.Hashers*4)
+	var wg sync.WaitGroup
+	var late sync.Mutex
+	var recent []file // written less than Settle ago: looked at again
+	for range o.Hashers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range files {
+				if ctx.Err() != nil {
+					continue
+				}
+				out, p, err := o.scanOne(ctx, f)
+				if err != nil {
+					atomic.AddInt64(&sum.Errors, 1)
+					o.Logger.Warn().Err(err).Str(logging.FieldFile, f.path).Msg("cannot queue the file")
+					continue
+				}
+				sum.add(out)
+				if (out == Queued || out == AlreadyQueued) && onQueued != nil {
+					onQueued(p, out)
+				}
+			}
+		}()
+	}
+	now := time.Now()
+	emit := func(f file) bool {
+		select {
+		case files <- f:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for _, s := range starts {
+		err := filepath.WalkDir(s.path, func(path string, d fs.DirEntry, err error) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				o.Logger.Warn().Err(err).Str("folder", path).Msg("cannot read; skipped")
+				atomic.AddInt64(&sum.Errors, 1)
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				if path != s.path && SkipDir(d.Name()) {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			rel, _ := filepath.Rel(s.root, path)
+			if !d.Type().IsRegular() || !o.Filter.Eligible(rel) {
+				atomic.AddInt64(&sum.Skipped, 1)
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			f := file{root: s.root, rel: rel, path: path, size: fi.Size(), mtime: fi.ModTime()}
+			if now.Sub(fi.ModTime()) < o.Settle {
+				late.Lock()
+				recent = append(recent, f)
+				late.Unlock()
+				return nil
+			}
+			if !emit(f) {
+				return ctx.Err()
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			close(files)
+			wg.Wait()
+			return sum, err
+		}
+	}
+	if len(recent) > 0 && ctx.Err() == nil {
+		// Second look at the recently written files, once their quiet time is over.
+		select {
+		case <-time.After(o.Settle):
+		case <-ctx.Done():
+		}
+		for _, f := range recent {
+			fi, err := os.Lstat(f.path)
+			if err != nil {
+				continue
+			}
+			if fi.Size() != f.size || !fi.ModTime().Equal(f.mtime) {
+				atomic.AddInt64(&sum.Waiting, 1)
+				continue
+			}
+			if !emit(f) {
+				break
+			}
+		}
+	}
+	close(files)
+	wg.Wait()
+	return sum, ctx.Err()
+}
+
+// scanOne judges one quiet file and queues, fails or leaves it.
+func (o *Options) scanOne(ctx context.Context, f file) (Outcome, worker.Payload, error) {
+	c, reason, err := o.judge(f)
+	if err != nil {
+		return Waiting, worker.Payload{}, err
+	}
+	switch c {
+	case Unsupported:
+		return Failed, worker.Payload{}, o.fail(f, reason)
+	case Incomplete:
+		if time.Since(f.mtime) >= o.IncompleteTimeout {
+			return Failed, worker.Payload{}, o.fail(f, "incomplete file: its end marker is missing and it has not changed for NATIF_INCOMPLETE_TIMEOUT ("+o.IncompleteTimeout.String()+")")
+		}
+		o.Logger.Info().Str(logging.FieldFile, f.path).Msg("end marker missing: left for a later run")
+		return Waiting, worker.Payload{}, nil
+	}
+	out, p, err := o.submit(ctx, f, "enqueue")
+	return out, p, err
+}
