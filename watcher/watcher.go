@@ -34,6 +34,7 @@ type Watcher struct {
 	inboxes  []*inbox
 	known    map[string]*entry // every eligible file seen in an inbox, by path
 	settling map[string]*entry // the ones not yet queued: what the tick looks at
+	ready    []*entry          // stable, waiting for a free hasher
 	scanGen  uint64
 	warned   map[string]bool // folders whose errors were logged once
 
@@ -53,6 +54,7 @@ type state int
 const (
 	stSettling   state = iota
 	stIncomplete       // stable but its end marker is missing
+	stReady            // stable, waiting for a hasher
 	stBusy             // with a hasher
 	stQueued           // its task is queued; kept to skip it on rescans
 )
@@ -82,7 +84,7 @@ func New(o Options) *Watcher {
 	o.defaults()
 	return &Watcher{
 		o: o, log: o.Logger,
-		jobs:     make(chan job, o.Hashers),
+		jobs:     make(chan job, 4*o.Hashers),
 		results:  make(chan jobResult, o.Hashers),
 		known:    map[string]*entry{},
 		settling: map[string]*entry{},
@@ -181,6 +183,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		case r := <-w.results:
 			w.onResult(r)
+			w.feed()
 		case now := <-ticker.C:
 			w.tick(now)
 		}
@@ -257,7 +260,7 @@ func (w *Watcher) tick(now time.Time) {
 		}
 	}
 	for path, e := range w.settling {
-		if e.st == stBusy || now.Before(e.due) {
+		if e.st == stBusy || e.st == stReady || now.Before(e.due) {
 			continue
 		}
 		fi, err := os.Lstat(path)
@@ -271,13 +274,30 @@ func (w *Watcher) tick(now time.Time) {
 			e.incompleteSince = time.Time{}
 			continue
 		}
+		e.st = stReady
+		w.ready = append(w.ready, e)
+	}
+	w.feed()
+}
+
+// feed hands ready files to the hashers while they take them; the rest
+// waits for the next result or tick. It never blocks the run goroutine.
+func (w *Watcher) feed() {
+	for len(w.ready) > 0 {
+		e := w.ready[0]
+		if e.st != stReady || w.known[e.path] != e {
+			w.ready = w.ready[1:] // changed or forgotten meanwhile
+			continue
+		}
 		select {
 		case w.jobs <- job{f: e.file, incompleteSince: e.incompleteSince}:
 			e.st = stBusy
+			w.ready = w.ready[1:]
 		default:
-			return // the hashers are busy: the rest waits for the next tick
+			return
 		}
 	}
+	w.ready = nil
 }
 
 // inboxOf returns the inbox a path lies in.
