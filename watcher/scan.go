@@ -45,8 +45,8 @@ var ErrNotInRoot = errors.New("is not inside an inbox (NATIF_INBOX) or an allowe
 // queue. A file written less than Settle ago is looked at again after Settle;
 // one still changing, or incomplete but younger than IncompleteTimeout, is
 // left for a later run (Waiting). onQueued, when set, is called for every file
-// whose task is queued (or was already): the caller of `enqueue --wait`
-// follows them. Memory stays bounded by the files in flight, whatever the
+// whose task is queued (or was already), one call at a time: the caller of
+// `enqueue --wait` follows them. Memory stays bounded by the files in flight, whatever the
 // size of the tree.
 func Scan(ctx context.Context, o Options, paths []string, onQueued func(worker.Payload, Outcome)) (Summary, error) {
 	o.defaults()
@@ -75,6 +75,7 @@ func Scan(ctx context.Context, o Options, paths []string, onQueued func(worker.P
 		starts = append(starts, located{root, abs})
 	}
 
+	var onMu sync.Mutex
 	files := make(chan file, o.Hashers*4)
 	var wg sync.WaitGroup
 	var late sync.Mutex
@@ -95,7 +96,9 @@ func Scan(ctx context.Context, o Options, paths []string, onQueued func(worker.P
 				}
 				sum.add(out)
 				if (out == Queued || out == AlreadyQueued) && onQueued != nil {
+					onMu.Lock()
 					onQueued(p, out)
+					onMu.Unlock()
 				}
 			}
 		}()
