@@ -21,11 +21,12 @@ build:
 test:
 	$(GO) test -race -count=1 ./...
 
-## test-integration: tests tagged integration, against private redis-server
-## processes that the test harness starts on free loopback ports.
+## test-integration: the tests tagged integration (their names hold "Real"),
+## against private redis-server processes the test harness starts on free
+## loopback ports. The unit tests of those packages run in make test.
 test-integration:
 	@command -v redis-server >/dev/null 2>&1 || { echo "make test-integration: redis-server not found on PATH; install it (Debian: apt-get install redis-server)" >&2; exit 1; }
-	$(GO) test -race -count=1 -tags integration $(INTEGRATION_PKGS)
+	$(GO) test -race -count=1 -tags integration -run Real $(INTEGRATION_PKGS)
 
 vet:
 	$(GO) vet ./...

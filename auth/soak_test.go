@@ -73,23 +73,35 @@ func TestSoakShortLifetimesRandomFaults(t *testing.T) {
 	})
 
 	const fakeDuration = 900 * time.Second // 450 access lifetimes
-	stop := make(chan struct{})
+	stop := make(chan struct{})            // closed when the fake duration is over
+	workersDone := make(chan struct{})     // closed when every worker returned
 	var drivers sync.WaitGroup
 	drivers.Add(1)
 	go func() { // the clock, the session killer and the dial failures
 		defer drivers.Done()
-		defer close(stop)
 		start := h.clock.Now()
 		nextKill := start.Add(7 * time.Second)
-		for h.clock.Since(start) < fakeDuration {
+		stopped := false
+		for {
+			select {
+			case <-workersDone:
+				return
+			default:
+			}
+			if !stopped && h.clock.Since(start) >= fakeDuration {
+				close(stop)
+				stopped = true
+			}
+			// The clock keeps running until the workers are out, so that
+			// none is left waiting on a back-off in frozen time.
 			h.clock.Advance(250 * time.Millisecond)
-			if now := h.clock.Now(); now.After(nextKill) {
+			if now := h.clock.Now(); !stopped && now.After(nextKill) {
 				h.sim.KillSessions()
 				rngMu.Lock()
 				nextKill = now.Add(time.Duration(5+rng.IntN(10)) * time.Second)
 				rngMu.Unlock()
 			}
-			if chance(0.02) {
+			if !stopped && chance(0.02) {
 				injected[4].Add(1)
 				h.dial.fail.Store(1)
 			}
@@ -136,6 +148,7 @@ func TestSoakShortLifetimesRandomFaults(t *testing.T) {
 		}()
 	}
 	workers.Wait()
+	close(workersDone)
 	drivers.Wait()
 	close(errs)
 	for err := range errs {

@@ -95,7 +95,7 @@ func TestAsynqRoundTripRealRedis(t *testing.T) {
 }
 
 // With AOF on, a queued task survives a Redis restart.
-func TestQueuedTaskSurvivesRedisRestart(t *testing.T) {
+func TestQueuedTaskSurvivesRealRedisRestart(t *testing.T) {
 	t.Parallel()
 	srv := testredis.Start(t, testredis.Options{AppendOnly: true})
 	opt, _ := Open(redact.NewSecretURL(srv.URL()))
