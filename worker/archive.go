@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sidecar suffixes (SPEC section 4).
@@ -28,7 +30,11 @@ func linkRename(src, dst string) error {
 	err := os.Link(src, dst)
 	switch {
 	case err == nil:
-		return os.Remove(src)
+		if err := os.Remove(src); err != nil {
+			os.Remove(dst) // never two live copies: the move failed whole
+			return err
+		}
+		return nil
 	case errors.Is(err, os.ErrExist):
 		return err
 	case errors.Is(err, syscall.EXDEV):
@@ -76,7 +82,12 @@ func copyNoReplace(src, dst string) error {
 	if err := os.Link(tmp.Name(), dst); err != nil {
 		return err
 	}
-	return os.Remove(src)
+	syncDir(filepath.Dir(dst))
+	if err := os.Remove(src); err != nil {
+		os.Remove(dst) // never two live copies: the move failed whole
+		return err
+	}
+	return nil
 }
 
 // writeFileAtomic writes data to a temporary file in dst's folder, syncs it
@@ -101,6 +112,83 @@ func writeFileAtomic(dst string, data []byte) error {
 	return os.Rename(tmp.Name(), dst)
 }
 
+// source is a file to move into an archive folder, never replacing dst
+// (os.ErrExist when dst is taken).
+type source interface {
+	moveTo(dst string) error
+}
+
+// pathSource moves a file by its path: for files the watcher found itself.
+type pathSource string
+
+func (p pathSource) moveTo(dst string) error { return move(string(p), dst) }
+
+// moveTo moves the opened file through its folder's descriptor. When the name
+// no longer holds the opened file (replaced after the upload), the content
+// that was read, and uploaded, is copied from the descriptor instead, and the
+// new file stays in the inbox for the watcher.
+func (o *opened) moveTo(dst string) error {
+	if !o.stillThere() {
+		return copyFromFD(o.f, dst)
+	}
+	err := unix.Renameat2(int(o.dir.Fd()), o.base, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EEXIST):
+		return os.ErrExist
+	case errors.Is(err, unix.EXDEV):
+		if err := copyFromFD(o.f, dst); err != nil {
+			return err
+		}
+		syncDir(filepath.Dir(dst))
+		if !o.stillThere() {
+			return nil // replaced meanwhile: the new file stays for the watcher
+		}
+		if err := unix.Unlinkat(int(o.dir.Fd()), o.base, 0); err != nil {
+			os.Remove(dst) // never two live copies: the move failed whole
+			return fmt.Errorf("remove %s after copying it: %w", o.path, err)
+		}
+		return nil
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.ENOTSUP):
+		if err := unix.Linkat(int(o.dir.Fd()), o.base, unix.AT_FDCWD, dst, 0); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				return os.ErrExist
+			}
+			return err
+		}
+		if err := unix.Unlinkat(int(o.dir.Fd()), o.base, 0); err != nil {
+			os.Remove(dst)
+			return fmt.Errorf("remove %s after linking it: %w", o.path, err)
+		}
+		return nil
+	default:
+		return &os.LinkError{Op: "rename", Old: o.path, New: dst, Err: err}
+	}
+}
+
+// copyFromFD writes the content of f to a temporary file beside dst, syncs
+// it and links it to dst (never replacing).
+func copyFromFD(f *os.File, dst string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".copy-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Link(tmp.Name(), dst)
+}
+
 // candidate is rel with the numeric suffix n: "a/invoice.pdf", then
 // "a/invoice-1.pdf", "a/invoice-2.pdf", ...
 func candidate(rel string, n int) string {
@@ -119,7 +207,7 @@ func candidate(rel string, n int) string {
 // written first, under the final name, so a file in dir always has one; a
 // sidecar left by a crash before the move, for the same content, is taken
 // over. sidecar receives the final path of the file.
-func archive(src, dir, rel, suffix, sha string, sidecar func(final string) ([]byte, error)) (string, error) {
+func archive(src source, dir, rel, suffix, sha string, sidecar func(final string) ([]byte, error)) (string, error) {
 	first, err := destination(dir, rel)
 	if err != nil {
 		return "", err
@@ -142,7 +230,7 @@ func archive(src, dir, rel, suffix, sha string, sidecar func(final string) ([]by
 		} else if !ok {
 			continue
 		}
-		if err := move(src, final); err != nil {
+		if err := src.moveTo(final); err != nil {
 			os.Remove(side)
 			if errors.Is(err, os.ErrExist) {
 				continue // someone took the name between the check and the move

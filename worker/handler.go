@@ -150,6 +150,11 @@ func (h *Handler) handle(ctx context.Context, t *asynq.Task, a attemptInfo) erro
 	// failure this handler allows moves the file to failed itself, so a
 	// rate limit or pause on the last attempt never archives the task.
 	final := a.retried >= a.maxRetry-1
+	// The spare attempt itself runs only when the last allowed one ended
+	// in a way asynq counted without the handler's say (a timeout, a
+	// crash): any error now would archive the task with its file still in
+	// the inbox, so the file fails at once, before any upload.
+	spare := a.retried >= a.maxRetry
 
 	p, err := ParsePayload(t.Payload())
 	if err != nil {
@@ -160,41 +165,57 @@ func (h *Handler) handle(ctx context.Context, t *asynq.Task, a attemptInfo) erro
 	log := h.log.With().Str(logging.FieldFile, p.Path).Str(logging.FieldSHA256, p.SHA256).
 		Str(logging.FieldTaskID, taskID).Int(logging.FieldAttempt, attempt).Logger()
 
-	path, err := h.o.Roots.Resolve(p)
+	o, err := h.o.Roots.Open(p)
+	var fe *fileError
 	switch {
 	case errors.Is(err, ErrOutsideRoots), errors.Is(err, ErrBadPayload):
 		h.o.Metrics.Files.WithLabelValues("rejected").Inc()
-		log.Error().Err(err).Msg("task refused: the file was not opened")
+		log.Error().Err(err).Msg("task refused: the file was not read")
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	case errors.Is(err, fs.ErrNotExist):
 		h.o.Metrics.Files.WithLabelValues("vanished").Inc()
 		log.Warn().Msg("file vanished before its upload; task dropped")
 		h.forget(p.SHA256)
 		return nil
+	case errors.As(err, &fe):
+		// Unreadable: it fails without being read, moved by its path.
+		return h.failPath(log, p, fe, attempt)
 	case err != nil:
-		return fmt.Errorf("resolve %s: %w", p.Path, err)
+		return fmt.Errorf("open %s: %w", p.Path, err)
+	}
+	defer o.Close()
+
+	if spare {
+		return h.fail(log, p, o, &fileError{reason: fmt.Sprintf("retries exhausted: the last of %d attempts ended without an answer (timeout or restart)", a.maxRetry)}, attempt)
 	}
 
-	// Content already uploaded: a redelivery after a crash, or a second copy.
+	s, ferr := h.check(p, o)
+	if ferr != nil {
+		var changed *changedError
+		if errors.As(ferr, &changed) {
+			return h.requeue(ctx, log, p, o)
+		}
+		if errors.As(ferr, &fe) {
+			return h.fail(log, p, o, fe, attempt)
+		}
+		return ferr
+	}
+
+	// Content already uploaded: a redelivery after a crash, or a second
+	// copy. Only a file that still holds that content is moved to done.
 	rec, err := h.o.Ledger.Get(ctx, p.SHA256)
 	if err != nil {
 		return fmt.Errorf("completion ledger: %w", err)
 	}
 	if rec != nil {
-		return h.finishDuplicate(log, p, path, rec)
-	}
-
-	s, ferr := h.check(p, path)
-	if ferr != nil {
-		var changed *changedError
-		if errors.As(ferr, &changed) {
-			return h.requeue(ctx, log, p, path)
+		sum, err := hashFile(o.f)
+		if err != nil {
+			return fmt.Errorf("hash %s: %w", p.Path, err)
 		}
-		var fe *fileError
-		if errors.As(ferr, &fe) {
-			return h.fail(log, p, path, fe, attempt)
+		if sum != p.SHA256 {
+			return h.requeue(ctx, log, p, o)
 		}
-		return ferr
+		return h.finishDuplicate(log, p, o, rec)
 	}
 
 	if h.limiter != nil {
@@ -202,7 +223,16 @@ func (h *Handler) handle(ctx context.Context, t *asynq.Task, a attemptInfo) erro
 			return &nonFailure{err: fmt.Errorf("client-side rate limit: %w", err)}
 		}
 	}
-	return h.upload(ctx, log, p, path, s, attempt, final)
+	return h.upload(ctx, log, p, o, s, attempt, final)
+}
+
+// hashFile is the SHA-256 of the whole file, read through its descriptor.
+func hashFile(f *os.File) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // changedError: the file on disk is not the content the task names.
@@ -212,11 +242,8 @@ func (e *changedError) Error() string { return "file changed since it was queued
 
 // check compares the file with its task and decides whether it can be sent:
 // size, emptiness, size limit and type by magic bytes. It reads 8 bytes.
-func (h *Handler) check(p Payload, path string) (sendable, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return sendable{}, err
-	}
+func (h *Handler) check(p Payload, o *opened) (sendable, error) {
+	fi := o.info
 	if fi.Size() != p.Size {
 		return sendable{}, &changedError{why: fmt.Sprintf("size %d, queued as %d", fi.Size(), p.Size)}
 	}
@@ -226,26 +253,18 @@ func (h *Handler) check(p Payload, path string) (sendable, error) {
 	if h.o.MaxFileSize > 0 && fi.Size() > h.o.MaxFileSize {
 		return sendable{}, &fileError{reason: fmt.Sprintf("file of %d bytes is larger than NATIF_MAX_FILE_SIZE (%d bytes)", fi.Size(), h.o.MaxFileSize)}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			return sendable{}, &fileError{reason: "cannot read the file: permission denied"}
-		}
-		return sendable{}, err
-	}
 	head := make([]byte, SniffLen)
-	n, _ := io.ReadFull(f, head)
-	f.Close()
+	n, _ := o.f.ReadAt(head, 0)
 	ctype, ok := Sniff(head[:n])
 	if !ok {
 		return sendable{}, &fileError{reason: "unsupported file type (natif takes PDF, JPEG, PNG, GIF and TIFF, recognised by content, not by name)"}
 	}
-	return sendable{path: path, name: filepath.Base(p.Path), contentType: ctype, size: fi.Size(), sha256: p.SHA256}, nil
+	return sendable{file: o.f, name: filepath.Base(p.Path), contentType: ctype, size: fi.Size(), sha256: p.SHA256}, nil
 }
 
 // upload sends the file, retrying quickly within the attempt, and ends the
 // file in done or failed, or hands the task back to asynq.
-func (h *Handler) upload(ctx context.Context, log zerolog.Logger, p Payload, path string, s sendable, attempt int, final bool) error {
+func (h *Handler) upload(ctx context.Context, log zerolog.Logger, p Payload, o *opened, s sendable, attempt int, final bool) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = min(time.Second, h.o.InAttempt/4)
 	bo.MaxInterval = 30 * time.Second
@@ -260,10 +279,10 @@ func (h *Handler) upload(ctx context.Context, log zerolog.Logger, p Payload, pat
 			}
 			h.o.Metrics.Duration.Observe(time.Since(start).Seconds())
 			h.o.Metrics.Bytes.Add(float64(s.size))
-			return h.succeed(ctx, log, p, path, res, attempt)
+			return h.succeed(ctx, log, p, o, res, attempt)
 		}
 		if errors.Is(err, errFileChanged) {
-			return h.requeue(ctx, log, p, path)
+			return h.requeue(ctx, log, p, o)
 		}
 		class, status, wait := Transient, 0, time.Duration(0)
 		var apiErr *natif.APIError
@@ -277,7 +296,7 @@ func (h *Handler) upload(ctx context.Context, log zerolog.Logger, p Payload, pat
 		log := log.With().Int(logging.FieldStatus, status).Str("class", class.String()).Logger()
 		switch class {
 		case Permanent:
-			return h.fail(log, p, path, &fileError{status: status, reason: err.Error()}, attempt)
+			return h.fail(log, p, o, &fileError{status: status, reason: err.Error()}, attempt)
 		case Account:
 			h.o.Metrics.Retries.WithLabelValues("account").Inc()
 			if h.o.Pauser != nil {
@@ -287,7 +306,7 @@ func (h *Handler) upload(ctx context.Context, log zerolog.Logger, p Payload, pat
 		case RateLimited:
 			h.o.Metrics.Retries.WithLabelValues("rate-limited").Inc()
 			if n := h.note429(p.SHA256); n >= h.o.RateLimitCap {
-				return h.fail(log, p, path, &fileError{status: status, reason: fmt.Sprintf(
+				return h.fail(log, p, o, &fileError{status: status, reason: fmt.Sprintf(
 					"natif answered 429 %d times in a row for this file; a document over the plan's page limit is refused this way every time: %v", n, err)}, attempt)
 			}
 			next := bo.NextBackOff()
@@ -302,7 +321,7 @@ func (h *Handler) upload(ctx context.Context, log zerolog.Logger, p Payload, pat
 			wait = max(wait, next)
 			if next == backoff.Stop || !fits(ctx, wait) {
 				if final {
-					return h.fail(log, p, path, &fileError{status: status, reason: fmt.Sprintf("retries exhausted after %d attempts: %v", attempt, err)}, attempt)
+					return h.fail(log, p, o, &fileError{status: status, reason: fmt.Sprintf("retries exhausted after %d attempts: %v", attempt, err)}, attempt)
 				}
 				log.Warn().Err(err).Msg("upload failed; retrying later")
 				return err
@@ -351,7 +370,7 @@ type doneSidecar struct {
 }
 
 // succeed records the upload in the ledger, then archives the file in done.
-func (h *Handler) succeed(ctx context.Context, log zerolog.Logger, p Payload, path string, res *result, attempt int) error {
+func (h *Handler) succeed(ctx context.Context, log zerolog.Logger, p Payload, o *opened, res *result, attempt int) error {
 	h.forget(p.SHA256)
 	if h.o.OnSuccess != nil {
 		h.o.OnSuccess()
@@ -360,10 +379,14 @@ func (h *Handler) succeed(ctx context.Context, log zerolog.Logger, p Payload, pa
 		Size: p.Size, Attempts: attempt, UploadedAt: time.Now().UTC()}
 	// The ledger first: if the move below fails, a redelivered task finds
 	// the record and moves the file without uploading it again.
-	if err := h.o.Ledger.Put(ctx, rec); err != nil {
+	// Its own context: a deadline reached during the upload must not cost
+	// the record.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := h.o.Ledger.Put(lctx, rec); err != nil {
 		log.Error().Err(err).Msg("uploaded, but the completion ledger could not record it; moving the file anyway")
 	}
-	final, err := archive(path, h.o.DoneDir, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
+	final, err := archive(o, h.o.DoneDir, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
 		return json.MarshalIndent(doneSidecar{File: final, Source: p.Path, SHA256: p.SHA256, Size: p.Size,
 			DocumentID: res.documentID, Endpoint: rec.Endpoint, Attempts: attempt, UploadedAt: rec.UploadedAt,
 			Response: res.response}, "", "  ")
@@ -382,13 +405,13 @@ func (h *Handler) succeed(ctx context.Context, log zerolog.Logger, p Payload, pa
 
 // finishDuplicate archives a file whose content the ledger has: without an
 // upload, with "duplicate_of" when it is another file than the one uploaded.
-func (h *Handler) finishDuplicate(log zerolog.Logger, p Payload, path string, rec *Record) error {
+func (h *Handler) finishDuplicate(log zerolog.Logger, p Payload, o *opened, rec *Record) error {
 	h.forget(p.SHA256)
 	dup := ""
 	if rec.Source != p.Path {
 		dup = rec.DocumentID
 	}
-	final, err := ArchiveDone(path, h.o.DoneDir, p, rec)
+	final, err := archiveDone(o, h.o.DoneDir, p, rec)
 	if err != nil {
 		return fmt.Errorf("move to done: %w", err)
 	}
@@ -417,8 +440,12 @@ type failedSidecar struct {
 // with <file>.error.json giving status (0 for a local reason) and reason. The
 // watcher uses it for files that fail before they are queued.
 func ArchiveFailed(path, failedDir string, p Payload, status int, reason string, attempts int) (string, error) {
+	return archiveFailed(pathSource(path), failedDir, p, status, reason, attempts)
+}
+
+func archiveFailed(src source, failedDir string, p Payload, status int, reason string, attempts int) (string, error) {
 	now := time.Now().UTC()
-	return archive(path, failedDir, p.Rel, FailedSuffix, p.SHA256, func(final string) ([]byte, error) {
+	return archive(src, failedDir, p.Rel, FailedSuffix, p.SHA256, func(final string) ([]byte, error) {
 		return json.MarshalIndent(failedSidecar{File: final, Source: p.Path, SHA256: p.SHA256, Status: status,
 			Error: reason, Attempts: attempts, FailedAt: now}, "", "  ")
 	})
@@ -428,11 +455,15 @@ func ArchiveFailed(path, failedDir string, p Payload, status int, reason string,
 // records as rec, to doneDir without an upload: with "duplicate_of" when rec
 // was uploaded from another path.
 func ArchiveDone(path, doneDir string, p Payload, rec *Record) (string, error) {
+	return archiveDone(pathSource(path), doneDir, p, rec)
+}
+
+func archiveDone(src source, doneDir string, p Payload, rec *Record) (string, error) {
 	dup := ""
 	if rec.Source != p.Path {
 		dup = rec.DocumentID
 	}
-	return archive(path, doneDir, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
+	return archive(src, doneDir, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
 		return json.MarshalIndent(doneSidecar{File: final, Source: p.Path, SHA256: p.SHA256, Size: p.Size,
 			DocumentID: rec.DocumentID, Endpoint: rec.Endpoint, Attempts: rec.Attempts, UploadedAt: rec.UploadedAt,
 			Response: json.RawMessage(`null`), DuplicateOf: dup}, "", "  ")
@@ -440,9 +471,9 @@ func ArchiveDone(path, doneDir string, p Payload, rec *Record) (string, error) {
 }
 
 // fail moves the file to the failed folder with its reason and ends the task.
-func (h *Handler) fail(log zerolog.Logger, p Payload, path string, fe *fileError, attempt int) error {
+func (h *Handler) fail(log zerolog.Logger, p Payload, src source, fe *fileError, attempt int) error {
 	h.forget(p.SHA256)
-	final, err := ArchiveFailed(path, h.o.FailedDir, p, fe.status, fe.reason, attempt)
+	final, err := archiveFailed(src, h.o.FailedDir, p, fe.status, fe.reason, attempt)
 	if err != nil {
 		log.Error().Err(err).Str("reason", fe.reason).Msg("file failed, but could not be moved to the failed folder; retrying the move")
 		return fmt.Errorf("move to failed: %w", err)
@@ -452,27 +483,33 @@ func (h *Handler) fail(log zerolog.Logger, p Payload, path string, fe *fileError
 	return fmt.Errorf("%s: %w", fe.reason, asynq.SkipRetry)
 }
 
-// requeue enqueues a changed file under its new content hash and drops this task.
-func (h *Handler) requeue(ctx context.Context, log zerolog.Logger, p Payload, path string) error {
+// failPath fails a file the worker cannot open (permissions): it is moved by
+// its path, which Open checked lies inside its root.
+func (h *Handler) failPath(log zerolog.Logger, p Payload, fe *fileError, attempt int) error {
+	return h.fail(log, p, pathSource(p.Path), fe, attempt)
+}
+
+// requeue enqueues a changed file under its new content hash and drops this
+// task. The new task goes through the same checks; the watcher, which also
+// sees the change, waits for the file to settle before it queues it.
+func (h *Handler) requeue(ctx context.Context, log zerolog.Logger, p Payload, o *opened) error {
 	h.forget(p.SHA256)
 	h.o.Metrics.Files.WithLabelValues("changed").Inc()
-	f, err := os.Open(path)
+	f, err := h.o.Roots.Open(Payload{Path: p.Path, Root: p.Root, Rel: p.Rel, Size: p.Size, SHA256: p.SHA256})
 	if err != nil {
 		log.Warn().Err(err).Msg("file changed and cannot be read again; task dropped")
 		return nil
 	}
 	defer f.Close()
 	hash := sha256.New()
-	n, err := io.Copy(hash, f)
+	n, err := io.Copy(hash, io.NewSectionReader(f.f, 0, 1<<62))
 	if err != nil {
 		return fmt.Errorf("hash changed file: %w", err)
 	}
-	fi, _ := f.Stat()
+	fi := f.info
 	np := p
 	np.SHA256, np.Size, np.EnqueuedAt, np.Source = hex.EncodeToString(hash.Sum(nil)), n, time.Time{}, "requeue"
-	if fi != nil {
-		np.MTime = fi.ModTime().UTC()
-	}
+	np.MTime = fi.ModTime().UTC()
 	if h.o.Requeue == nil {
 		log.Warn().Msg("file changed since it was queued; no requeue configured, the watcher will find it")
 		return nil

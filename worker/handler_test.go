@@ -221,7 +221,7 @@ func TestHostilePayloads(t *testing.T) {
 		{"outside the roots", mustJSON(Payload{Path: secret, Root: outside, Rel: "secret.pdf", Size: 10, SHA256: good.SHA256}), "not a configured inbox"},
 		{"dot dot", mustJSON(Payload{Path: filepath.Join(e.inbox, "../x.pdf"), Root: e.inbox, Rel: "../x.pdf", Size: 1, SHA256: good.SHA256}), "no \"..\""},
 		{"path not root+rel", mustJSON(Payload{Path: secret, Root: e.inbox, Rel: "ok.pdf", Size: 1, SHA256: good.SHA256}), "is not root"},
-		{"symlink out", mustJSON(Payload{Path: link, Root: e.inbox, Rel: "link.pdf", Size: 10, SHA256: good.SHA256}), "leads to"},
+		{"symlink out", mustJSON(Payload{Path: link, Root: e.inbox, Rel: "link.pdf", Size: 10, SHA256: good.SHA256}), "symbolic link"},
 		{"relative path", `{"path":"inbox/ok.pdf","root":"inbox","rel":"ok.pdf","size":1,"sha256":"` + good.SHA256 + `"}`, "absolute"},
 		{"bad sha", mustJSON(Payload{Path: good.Path, Root: e.inbox, Rel: "ok.pdf", Size: 1, SHA256: "abc"}), "sha256"},
 	}

@@ -3,9 +3,13 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrOutsideRoots is wrapped by every payload whose file is not under a
@@ -31,40 +35,95 @@ func NewRoots(dirs ...string) (Roots, error) {
 	return r, nil
 }
 
-// Resolve checks that p names a file under one of the roots and returns the
-// path to open: p.Root must be a configured root, p.Rel must stay inside it
-// (Payload.Validate), and the file's real path, symbolic links followed, must
-// still lie inside the root's real path. It reads no file content.
-func (r Roots) Resolve(p Payload) (string, error) {
-	root := ""
+// opened is a queued file opened once, beneath its root. Every later read
+// (type, hash, upload, a retry's body) goes through f, and the move goes
+// through its folder's descriptor: swapping a folder on the way for a
+// symbolic link after the check changes nothing (SPEC section 6).
+type opened struct {
+	path string   // as the payload names it, for logs and sidecars
+	f    *os.File // the file
+	dir  *os.File // its folder
+	base string   // its name in dir
+	info os.FileInfo
+}
+
+// Open checks that p names a regular file under one of the roots and opens
+// it there: p.Root must be a configured root, p.Rel must stay inside it
+// (Payload.Validate), no symbolic link on the way may lead out of it
+// (os.Root refuses), and the file itself must not be a symbolic link.
+// A vanished file gives an error wrapping fs.ErrNotExist.
+func (r Roots) Open(p Payload) (*opened, error) {
+	configured := false
 	for _, d := range r.dirs {
 		if d == p.Root {
-			root = d
+			configured = true
 			break
 		}
 	}
-	if root == "" {
-		return "", fmt.Errorf("%w: root %q is not a configured inbox or allowed root", ErrOutsideRoots, p.Root)
+	if !configured {
+		return nil, fmt.Errorf("%w: root %q is not a configured inbox or allowed root", ErrOutsideRoots, p.Root)
 	}
-	realRoot, err := filepath.EvalSymlinks(root)
+	root, err := os.OpenRoot(p.Root)
 	if err != nil {
-		return "", fmt.Errorf("root %s: %w", root, err)
+		return nil, fmt.Errorf("root %s: %w", p.Root, err)
 	}
-	real, err := filepath.EvalSymlinks(p.Path)
+	defer root.Close()
+	li, err := root.Lstat(p.Rel)
 	if err != nil {
-		return "", err // os.ErrNotExist for a vanished file: the caller tells them apart
+		return nil, rootErr(p, err)
 	}
-	if !within(real, realRoot) {
-		return "", fmt.Errorf("%w: %s leads to %s", ErrOutsideRoots, p.Path, real)
+	if li.Mode()&os.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%w: %s is a symbolic link, which the worker does not follow", ErrOutsideRoots, p.Path)
 	}
-	fi, err := os.Lstat(real)
+	if !li.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrBadPayload, p.Path)
+	}
+	dir, err := root.Open(filepath.Dir(p.Rel))
 	if err != nil {
-		return "", err
+		return nil, rootErr(p, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%w: %s is not a regular file", ErrBadPayload, p.Path)
+	f, err := root.OpenFile(p.Rel, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		dir.Close()
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, &fileError{reason: "cannot read the file: permission denied"}
+		}
+		return nil, rootErr(p, err)
 	}
-	return real, nil
+	fi, err := f.Stat()
+	if err != nil || !os.SameFile(fi, li) {
+		f.Close()
+		dir.Close()
+		return nil, fmt.Errorf("%s changed while it was opened", p.Path)
+	}
+	return &opened{path: p.Path, f: f, dir: dir, base: filepath.Base(p.Rel), info: fi}, nil
+}
+
+// rootErr keeps "not found" and turns an escape from the root into ErrOutsideRoots.
+func rootErr(p Payload, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if strings.Contains(err.Error(), "escapes") || errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("%w: %s leads out of %s", ErrOutsideRoots, p.Path, p.Root)
+	}
+	return err
+}
+
+// Close closes the file and its folder.
+func (o *opened) Close() {
+	o.f.Close()
+	o.dir.Close()
+}
+
+// stillThere reports whether the name in the folder is still the opened file.
+func (o *opened) stillThere() bool {
+	var st unix.Stat_t
+	if err := unix.Fstatat(int(o.dir.Fd()), o.base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false
+	}
+	sys, ok := o.info.Sys().(*syscall.Stat_t)
+	return ok && uint64(sys.Dev) == uint64(st.Dev) && sys.Ino == st.Ino
 }
 
 // within reports whether path p is dir or lies below it (both absolute and clean).

@@ -70,8 +70,8 @@ func (p Payload) Validate() error {
 		return fmt.Errorf("%w: path %q must be absolute and clean", ErrBadPayload, p.Path)
 	case p.Root == "" || !filepath.IsAbs(p.Root) || filepath.Clean(p.Root) != p.Root:
 		return fmt.Errorf("%w: root %q must be absolute and clean", ErrBadPayload, p.Root)
-	case p.Rel == "" || filepath.IsAbs(p.Rel) || !filepath.IsLocal(p.Rel):
-		return fmt.Errorf("%w: rel %q must be a relative path inside root (no \"..\")", ErrBadPayload, p.Rel)
+	case p.Rel == "" || filepath.IsAbs(p.Rel) || !filepath.IsLocal(p.Rel) || filepath.Clean(p.Rel) != p.Rel:
+		return fmt.Errorf("%w: rel %q must be a clean relative path inside root (no \"..\")", ErrBadPayload, p.Rel)
 	case filepath.Join(p.Root, p.Rel) != p.Path:
 		return fmt.Errorf("%w: path %q is not root %q joined with rel %q", ErrBadPayload, p.Path, p.Root, p.Rel)
 	case p.Size < 0:

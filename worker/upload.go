@@ -51,8 +51,8 @@ type Uploader struct {
 
 // sendable is the file as the handler checked it.
 type sendable struct {
-	path        string // what to open
-	name        string // the original file name
+	file        *os.File // opened beneath its root; every read goes through it
+	name        string   // the original file name
 	contentType string
 	size        int64
 	sha256      string
@@ -82,15 +82,11 @@ func (u *Uploader) Upload(ctx context.Context, f sendable) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Each body (the first, and a resend after a 401) reads the same
+	// descriptor from the start; none closes it.
 	body := func() (io.ReadCloser, error) {
-		file, err := os.Open(f.path)
-		if err != nil {
-			return nil, err
-		}
-		return &checkedBody{
-			Reader: io.MultiReader(bytes.NewReader(prefix), &verifier{file: file, want: f.sha256, size: f.size, h: sha256.New()}, bytes.NewReader(suffix)),
-			file:   file,
-		}, nil
+		return io.NopCloser(io.MultiReader(bytes.NewReader(prefix),
+			&verifier{file: f.file, want: f.sha256, size: f.size, h: sha256.New()}, bytes.NewReader(suffix))), nil
 	}
 	rc, err := body()
 	if err != nil {
@@ -153,20 +149,12 @@ func escapeFilename(name string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name)
 }
 
-// checkedBody closes the file with the body.
-type checkedBody struct {
-	io.Reader
-	file *os.File
-}
-
-func (b *checkedBody) Close() error { return b.file.Close() }
-
 // verifier streams exactly size bytes of the file and, before the closing
 // boundary may follow, checks that they hash to the task's SHA-256 and that
 // the file holds nothing more. Otherwise the body fails and the request is
 // aborted: changed content is never completed on the wire.
 type verifier struct {
-	file *os.File
+	file io.ReaderAt
 	want string
 	size int64
 	h    hash.Hash
@@ -182,7 +170,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 		p = p[:left]
 	}
 	if len(p) > 0 {
-		n, err := v.file.Read(p)
+		n, err := v.file.ReadAt(p, v.n)
 		v.h.Write(p[:n])
 		v.n += int64(n)
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -196,7 +184,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 		}
 	}
 	var one [1]byte
-	if n, _ := v.file.Read(one[:]); n > 0 { // the file grew
+	if n, _ := v.file.ReadAt(one[:], v.size); n > 0 { // the file grew
 		return 0, errFileChanged
 	}
 	if hex.EncodeToString(v.h.Sum(nil)) != v.want {
@@ -209,9 +197,14 @@ func (v *verifier) Read(p []byte) (int, error) {
 // answer reads a response: 2xx becomes a result (a 202 from /processing is
 // polled), anything else a *natif.APIError.
 func (u *Uploader) answer(ctx context.Context, resp *http.Response) (*result, error) {
+	var accepted *result // set once natif has the file: later errors are the poll's
 	for {
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return nil, natif.ReadAPIError(resp, time.Now())
+			err := natif.ReadAPIError(resp, time.Now())
+			if accepted != nil {
+				return accepted, fmt.Errorf("%w: %w", errPollFailed, err)
+			}
+			return nil, err
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResult))
 		resp.Body.Close()
@@ -230,10 +223,14 @@ func (u *Uploader) answer(ctx context.Context, resp *http.Response) (*result, er
 		if r.documentID == "" {
 			r.documentID = doc.ProcessingID
 		}
+		if r.documentID == "" && accepted != nil {
+			r.documentID = accepted.documentID
+		}
 		if !(u.Processing && resp.StatusCode == http.StatusAccepted) {
 			return r, nil
 		}
 		// 202: still processing. The file is uploaded; poll for the result.
+		accepted = r
 		if doc.URL == "" {
 			return r, nil
 		}
