@@ -10,7 +10,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Packages that hold tests tagged integration.
 INTEGRATION_PKGS = $(shell grep -rl --include='*_test.go' '^//go:build integration' . | xargs -r -n1 dirname | sort -u)
 
-.PHONY: all build test test-integration vet fmt-check demo fake-api clean
+.PHONY: all build test test-integration vet lint fmt-check demo demo-curl fake-api run clean
 
 all: vet test build
 
@@ -35,9 +35,20 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## demo: the natif simulator and the token flow, step by step with curl.
+## demo: the whole flow on this machine: simulator, embedded queue, sample invoices.
 demo: build
+	$(BIN) demo
+
+## demo-curl: the natif simulator's token flow, step by step with curl.
+demo-curl: build
 	./scripts/demo-token-flow.sh $(BIN)
+
+## run: the daemon against the local simulator (start make fake-api first).
+run: build
+	NATIF_BASE_URL=http://127.0.0.1:8089 NATIF_USERNAME=demo NATIF_PASSWORD=demo $(BIN) run
+
+## lint: go vet with and without the integration tag, and gofmt.
+lint: vet fmt-check
 
 ## fake-api: run the simulator in the foreground on 127.0.0.1:8089.
 fake-api: build

@@ -81,9 +81,11 @@ func (e *RejectedError) setVerifier(password redact.Secret) error {
 	return nil
 }
 
-// rejects reports whether this rejection is about password. A rejection
+// Rejects reports whether this rejection is about password. A rejection
 // without a verifier (written by another version, or unverifiable) blocks
 // every password: the safe side for the account.
+func (e *RejectedError) Rejects(password redact.Secret) bool { return e.rejects(password) }
+
 func (e *RejectedError) rejects(password redact.Secret) bool {
 	if len(e.salt) == 0 || len(e.verifier) == 0 {
 		return true

@@ -59,6 +59,10 @@ type Config struct {
 	// TaskTimeout bounds one upload attempt, polling included (NATIF_TASK_TIMEOUT).
 	// Default 30m.
 	TaskTimeout time.Duration
+	// ShutdownTimeout is the grace period of in-flight uploads on SIGTERM or
+	// SIGINT (NATIF_SHUTDOWN_TIMEOUT); what is not done by then goes back to
+	// the queue unspent. Default 30s.
+	ShutdownTimeout time.Duration
 
 	// RedisURL selects the Redis queue (REDIS_URL); empty means the embedded queue.
 	// It may carry a password, so every printed form redacts it.
@@ -134,6 +138,7 @@ func Default() Config {
 		WorkflowWaitFor:   120,
 		MaxRetry:          12,
 		TaskTimeout:       30 * time.Minute,
+		ShutdownTimeout:   30 * time.Second,
 		Queue:             "natif",
 		Inboxes:           []string{"./inbox"},
 		DoneDir:           "./done",

@@ -170,6 +170,9 @@ func (c *Config) Validate() error {
 			if c.TaskTimeout < 10*time.Second || c.TaskTimeout > 24*time.Hour {
 				return c.fail("task_timeout", c.TaskTimeout.String(), "must be between 10s and 24h")
 			}
+			if c.ShutdownTimeout < 0 || c.ShutdownTimeout > time.Hour {
+				return c.fail("shutdown_timeout", c.ShutdownTimeout.String(), "must be between 0s and 1h")
+			}
 			return nil
 		},
 		func() error {

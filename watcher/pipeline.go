@@ -72,13 +72,14 @@ type Outcome int
 const (
 	Queued        Outcome = iota // a new upload task
 	AlreadyQueued                // its content's task is queued, running or retained
+	Elsewhere                    // its content is queued from another file: look again later
 	Duplicate                    // its content was uploaded before: moved to done
 	Failed                       // moved to failed without an upload
 	Waiting                      // not complete yet: left in place
 )
 
 func (o Outcome) String() string {
-	return [...]string{"queued", "already-queued", "duplicate", "failed", "waiting"}[o]
+	return [...]string{"queued", "already-queued", "queued-elsewhere", "duplicate", "failed", "waiting"}[o]
 }
 
 // file is one candidate: where it is and what its last look saw.
@@ -159,6 +160,9 @@ func (o *Options) submit(ctx context.Context, f file, source string) (Outcome, w
 	}
 	err = o.Enqueuer.Enqueue(ctx, p)
 	switch {
+	case errors.Is(err, worker.ErrQueuedElsewhere):
+		log.Debug().Msg("the same content is queued from another file; looking again once it is uploaded")
+		return Elsewhere, p, nil
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		log.Debug().Msg("content already queued")
 		return AlreadyQueued, p, nil

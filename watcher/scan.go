@@ -25,7 +25,7 @@ func (s *Summary) add(o Outcome) {
 	switch o {
 	case Queued:
 		atomic.AddInt64(&s.Queued, 1)
-	case AlreadyQueued:
+	case AlreadyQueued, Elsewhere:
 		atomic.AddInt64(&s.AlreadyQueued, 1)
 	case Duplicate:
 		atomic.AddInt64(&s.Duplicates, 1)
@@ -95,7 +95,7 @@ func Scan(ctx context.Context, o Options, paths []string, onQueued func(worker.P
 					continue
 				}
 				sum.add(out)
-				if (out == Queued || out == AlreadyQueued) && onQueued != nil {
+				if (out == Queued || out == AlreadyQueued || out == Elsewhere) && onQueued != nil {
 					onMu.Lock()
 					onQueued(p, out)
 					onMu.Unlock()

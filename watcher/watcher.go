@@ -38,7 +38,7 @@ type Watcher struct {
 	scanGen  uint64
 	warned   map[string]bool // folders whose errors were logged once
 
-	counts [5]atomic.Int64 // by Outcome
+	counts [6]atomic.Int64 // by Outcome
 }
 
 type inbox struct {
@@ -237,6 +237,10 @@ func (w *Watcher) onResult(r jobResult) {
 	case Queued, AlreadyQueued:
 		e.st = stQueued
 		delete(w.settling, r.path)
+	case Elsewhere:
+		// A copy of content queued from another file: once that upload is
+		// recorded, the next look moves this one to done as a duplicate.
+		e.st, e.due = stSettling, now.Add(max(w.o.Settle, 5*time.Second))
 	case Duplicate, Failed:
 		delete(w.known, r.path)
 		delete(w.settling, r.path)

@@ -3,9 +3,15 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/hibiken/asynq"
 )
+
+// ErrQueuedElsewhere is returned (it wraps asynq.ErrTaskIDConflict) when the
+// same content is queued from another file: that file is a duplicate, to be
+// moved to done once the first upload is recorded.
+var ErrQueuedElsewhere = fmt.Errorf("the same content is queued from another file: %w", asynq.ErrTaskIDConflict)
 
 // Enqueuer puts upload tasks on the asynq queue. A second enqueue of content
 // that is queued, running, or uploaded returns asynq.ErrTaskIDConflict, which
@@ -47,8 +53,11 @@ func (e *Enqueuer) Enqueue(ctx context.Context, p Payload) error {
 		if lerr != nil || rec != nil {
 			return err // uploaded: a duplicate, for the ledger check to move
 		}
-	default:
-		return err // pending, active, scheduled or retrying: queued already
+	default: // pending, active, scheduled or retrying: queued already
+		if q, perr := ParsePayload(info.Payload); perr == nil && q.Path != p.Path {
+			return ErrQueuedElsewhere
+		}
+		return err
 	}
 	if derr := e.Inspector.DeleteTask(e.Options.Queue, id); derr != nil {
 		return err

@@ -2,10 +2,13 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/natif-uploader/natif-uploader/auth"
@@ -33,6 +36,9 @@ type Pause struct {
 	Max     time.Duration // longest wait; default 30m
 	Logger  zerolog.Logger
 	Metrics *Metrics
+	// Redis, when set, records the pause under "natif-uploader:paused:<queue>"
+	// so that `status` and `enqueue --wait` in other processes see it.
+	Redis redis.UniversalClient
 
 	mu     sync.Mutex
 	paused bool
@@ -58,6 +64,8 @@ func (p *Pause) Trip(reason string) {
 	if err := p.Control.PauseQueue(p.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
 		p.Logger.Error().Err(err).Msg("cannot pause the queue")
 	}
+	credentials := p.Source != nil && p.Source.Status().State == auth.StateRejected
+	p.record(&PauseInfo{Reason: reason, Credentials: credentials, At: time.Now().UTC(), ProbeAt: p.until.UTC()})
 	if p.Metrics != nil {
 		p.Metrics.Pauses.Inc()
 	}
@@ -121,5 +129,54 @@ func (p *Pause) check() {
 		return
 	}
 	p.paused = false
+	p.record(nil)
 	p.Logger.Info().Str("reason", p.reason).Msg("uploads resumed: the next upload probes natif")
+}
+
+// PauseInfo is the pause as other processes see it.
+type PauseInfo struct {
+	Reason string `json:"reason"`
+	// Credentials is true when natif rejected the credentials: waiting does
+	// not help, an operator must fix them.
+	Credentials bool      `json:"credentials_rejected"`
+	At          time.Time `json:"at"`
+	ProbeAt     time.Time `json:"probe_at"`
+}
+
+func pauseKey(queue string) string { return "natif-uploader:paused:" + queue }
+
+// record writes the pause to Redis (nil clears it). Errors are logged only:
+// the queue's own pause flag is what stops the workers.
+func (p *Pause) record(info *PauseInfo) {
+	if p.Redis == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if info == nil {
+		err = p.Redis.Del(ctx, pauseKey(p.Queue)).Err()
+	} else {
+		b, _ := json.Marshal(info)
+		err = p.Redis.Set(ctx, pauseKey(p.Queue), b, 0).Err()
+	}
+	if err != nil {
+		p.Logger.Warn().Err(err).Msg("cannot record the pause for other processes")
+	}
+}
+
+// ReadPause returns the pause recorded for queue, or nil.
+func ReadPause(ctx context.Context, c redis.UniversalClient, queue string) (*PauseInfo, error) {
+	b, err := c.Get(ctx, pauseKey(queue)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var info PauseInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
 }

@@ -30,6 +30,8 @@ type Env struct {
 	Stdout, Stderr   io.Writer
 	LookupEnv        func(string) (string, bool)
 	StderrIsTerminal bool
+	// Reload delivers SIGHUP to the daemon commands; nil in tests.
+	Reload <-chan struct{}
 }
 
 // ExitError carries a specific exit code out of a command.
@@ -47,9 +49,9 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// app holds what the commands share: the streams, the environment, the
+// cli holds what the commands share: the streams, the environment, the
 // --config flag, and once set up, the configuration and the logger.
-type app struct {
+type cli struct {
 	env     Env
 	cfgFile string
 	log     zerolog.Logger
@@ -59,7 +61,7 @@ type app struct {
 
 // Main runs the command line args and returns the process exit code.
 func Main(ctx context.Context, args []string, env Env) int {
-	a := &app{env: env, log: zerolog.Nop()}
+	a := &cli{env: env, log: zerolog.Nop()}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)
@@ -109,7 +111,7 @@ func oneLine(err error) string {
 }
 
 // setupLogger builds the process logger from the log settings.
-func (a *app) setupLogger(level, format string) error {
+func (a *cli) setupLogger(level, format string) error {
 	l, w, err := logging.New(a.env.Stderr, logging.Options{Level: level, Format: format, Terminal: a.env.StderrIsTerminal})
 	if err != nil {
 		return fmt.Errorf("%w: %w", config.ErrInvalid, err)
@@ -121,7 +123,7 @@ func (a *app) setupLogger(level, format string) error {
 // loadConfig reads and validates the configuration of cmd: --config FILE (or
 // configs/natif-uploader.yaml when present), the environment, then cmd's flags.
 // It sets the logger up and registers the secrets with the redactor.
-func (a *app) loadConfig(cmd *cobra.Command) (config.Config, error) {
+func (a *cli) loadConfig(cmd *cobra.Command) (config.Config, error) {
 	file := a.cfgFile
 	if file == "" {
 		if fi, err := os.Stat(config.DefaultFile); err == nil && fi.Mode().IsRegular() {
@@ -148,7 +150,7 @@ func (a *app) loadConfig(cmd *cobra.Command) (config.Config, error) {
 
 // setupLoggerOnly sets the logger up from the log flags and variables alone,
 // for commands that do not use the product configuration (fake-api, version).
-func (a *app) setupLoggerOnly(cmd *cobra.Command) error {
+func (a *cli) setupLoggerOnly(cmd *cobra.Command) error {
 	cfg, err := config.Load(config.Sources{Env: a.env.LookupEnv, Flags: cmd.Flags()})
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ import (
 	"github.com/natif-uploader/natif-uploader/config"
 )
 
-func (a *app) configCommand() *cobra.Command {
+func (a *cli) configCommand() *cobra.Command {
 	var check bool
 	cmd := &cobra.Command{
 		Use:   "config",

@@ -18,7 +18,7 @@ import (
 	"github.com/natif-uploader/natif-uploader/logging"
 )
 
-func (a *app) fakeAPICommand() *cobra.Command {
+func (a *cli) fakeAPICommand() *cobra.Command {
 	var (
 		addr string
 		opts fakeapi.Options

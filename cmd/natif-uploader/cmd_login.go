@@ -20,7 +20,7 @@ import (
 // credentialsPrefix is where natif-uploader keeps its own keys in Redis.
 const credentialsPrefix = "natif-uploader:"
 
-func (a *app) loginCommand() *cobra.Command {
+func (a *cli) loginCommand() *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "login",
@@ -56,7 +56,7 @@ Exit codes: 0 accepted, 3 rejected by natif, 2 configuration error, 1 natif unre
 	return cmd
 }
 
-func (a *app) login(ctx context.Context, out io.Writer, cfg *config.Config) error {
+func (a *cli) login(ctx context.Context, out io.Writer, cfg *config.Config) error {
 	opts := auth.Options{Logger: logging.Component(a.log, "auth"), Secrets: a.redactor}
 	if cfg.RedisURL.IsSet() {
 		opt, err := queue.Open(cfg.RedisURL)
@@ -96,7 +96,7 @@ func (a *app) login(ctx context.Context, out io.Writer, cfg *config.Config) erro
 
 // checkAPIKey makes one authorised request: a document that cannot exist.
 // 404 means natif accepted the key; 401 means it is expired or revoked.
-func (a *app) checkAPIKey(ctx context.Context, out io.Writer, cfg *config.Config, src auth.Source) error {
+func (a *cli) checkAPIKey(ctx context.Context, out io.Writer, cfg *config.Config, src auth.Source) error {
 	client := &http.Client{Transport: &auth.Transport{Source: src, BaseURL: cfg.BaseURL}}
 	url := strings.TrimRight(cfg.BaseURL, "/") + "/documents/00000000-0000-0000-0000-000000000000"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

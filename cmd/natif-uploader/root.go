@@ -6,7 +6,7 @@ import (
 	"github.com/natif-uploader/natif-uploader/config"
 )
 
-func (a *app) rootCommand() *cobra.Command {
+func (a *cli) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "natif-uploader",
 		Short: "Upload invoice files from hot folders to natif.ai, safely",
@@ -25,6 +25,13 @@ configuration error, 3 credentials rejected by natif.`,
 	config.BindGlobalFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
+		a.runCommand(),
+		a.watchCommand(),
+		a.workCommand(),
+		a.enqueueCommand(),
+		a.statusCommand(),
+		a.retryCommand(),
+		a.demoCommand(),
 		a.configCommand(),
 		a.fakeAPICommand(),
 		a.loginCommand(),
