@@ -36,6 +36,7 @@ configuration error, 3 credentials rejected by natif.`,
 		a.fakeAPICommand(),
 		a.loginCommand(),
 		a.versionCommand(),
+		a.healthcheckCommand(),
 	)
 	return root
 }
