@@ -10,7 +10,10 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Packages that hold tests tagged integration.
 INTEGRATION_PKGS = $(shell grep -rl --include='*_test.go' '^//go:build integration' . | xargs -r -n1 dirname | sort -u)
 
-.PHONY: all build test test-integration vet lint fmt-check demo demo-curl fake-api run clean
+.PHONY: all build test test-integration vet lint staticcheck fmt-check demo demo-curl fake-api run bench clean
+
+# staticcheck, pinned; `go run` fetches it from the module proxy on first use.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: vet test build
 
@@ -47,8 +50,12 @@ demo-curl: build
 run: build
 	NATIF_BASE_URL=http://127.0.0.1:8089 NATIF_USERNAME=demo NATIF_PASSWORD=demo $(BIN) run
 
-## lint: go vet with and without the integration tag, and gofmt.
-lint: vet fmt-check
+## lint: go vet with and without the integration tag, gofmt and staticcheck.
+lint: vet fmt-check staticcheck
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags integration ./...
 
 ## fake-api: run the simulator in the foreground on 127.0.0.1:8089.
 fake-api: build
@@ -56,3 +63,9 @@ fake-api: build
 
 clean:
 	rm -rf bin
+
+## bench: the benchmarks, against a private redis-server and the simulator on loopback.
+bench:
+	@command -v redis-server >/dev/null 2>&1 || { echo "make bench: redis-server not found on PATH; install it (Debian: apt-get install redis-server)" >&2; exit 1; }
+	$(GO) test -run XXX -bench TokenFastPath -benchmem -benchtime 2s ./auth/
+	$(GO) test -tags integration -run XXX -bench . -benchtime 1x ./watcher/
