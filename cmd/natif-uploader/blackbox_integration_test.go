@@ -111,7 +111,9 @@ func newSite(t *testing.T, simOpts fakeapi.Options) *site {
 	return s
 }
 
-func (s *site) with(extra ...string) []string { return append(append([]string(nil), s.env...), extra...) }
+func (s *site) with(extra ...string) []string {
+	return append(append([]string(nil), s.env...), extra...)
+}
 
 // cli runs one command and returns its exit code and output.
 func (s *site) cli(env []string, args ...string) (int, string, string) {
