@@ -108,7 +108,7 @@ func TestRegressionRefreshOther4xxIsPermanent(t *testing.T) {
 			w.WriteHeader(400)
 			w.Write([]byte(`{"error":"invalid_request","error_description":"concurrent request, please retry"}`))
 		}},
-		{"403 html from a proxy", func(w http.ResponseWriter) { http.Error(w, "<html>blocked</html>", 403) }},
+		{"403 html from a proxy", func(w http.ResponseWriter) { http.Error(w, "<html>blocked</html>", http.StatusForbidden) }},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			h := setup(t, fakeapi.Options{}, nil)

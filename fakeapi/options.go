@@ -356,8 +356,6 @@ func (l *listFlag) Set(v string) error {
 		*l.dst = nil
 		l.set = true
 	}
-	for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
-		*l.dst = append(*l.dst, p)
-	}
+	*l.dst = append(*l.dst, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })...)
 	return nil
 }

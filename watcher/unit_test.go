@@ -105,6 +105,11 @@ func TestScanOneShot(t *testing.T) {
 	if len(queued) != 21 || !contains(queued, fresh) {
 		t.Errorf("onQueued saw %d files (fresh one: %v)", len(queued), contains(queued, fresh))
 	}
+	for _, p := range want {
+		if !contains(queued, p) {
+			t.Errorf("%s was not queued", p)
+		}
+	}
 	// Again: everything is already queued.
 	sum, _ = Scan(context.Background(), f.opts, []string{f.inbox}, nil)
 	if sum.Queued != 0 || sum.AlreadyQueued != 21 {

@@ -259,7 +259,7 @@ func TestRegressionNoFDLeak(t *testing.T) {
 		if r.Method != http.MethodPost {
 			return false
 		}
-		http.Error(w, `{"detail":"x"}`, 503)
+		http.Error(w, `{"detail":"x"}`, http.StatusServiceUnavailable)
 		return true
 	})
 	for i := range 5 {
