@@ -185,10 +185,6 @@ func (h *Handler) handle(ctx context.Context, t *asynq.Task, a attemptInfo) erro
 	}
 	defer o.Close()
 
-	if spare {
-		return h.fail(log, p, o, &fileError{reason: fmt.Sprintf("retries exhausted: the last of %d attempts ended without an answer (timeout or restart)", a.maxRetry)}, attempt)
-	}
-
 	s, ferr := h.check(p, o)
 	if ferr != nil {
 		var changed *changedError
@@ -216,6 +212,11 @@ func (h *Handler) handle(ctx context.Context, t *asynq.Task, a attemptInfo) erro
 			return h.requeue(ctx, log, p, o)
 		}
 		return h.finishDuplicate(log, p, o, rec)
+	}
+	// Only now, after the ledger: the attempt that timed out or crashed may
+	// have uploaded the file, which then goes to done, not to failed.
+	if spare {
+		return h.fail(log, p, o, &fileError{reason: fmt.Sprintf("retries exhausted: the last of %d attempts ended without an answer (timeout or restart)", a.maxRetry)}, attempt)
 	}
 
 	if h.limiter != nil {

@@ -45,7 +45,13 @@ type Pause struct {
 	reason string
 	wait   time.Duration
 	until  time.Time
+	// looked is when adopt last read the recorded pause.
+	looked time.Time
 }
+
+// adoptEvery is how often a process that is not paused itself looks for a
+// pause recorded by another process.
+const adoptEvery = 5 * time.Second
 
 // Trip pauses the queue for reason (what to fix).
 func (p *Pause) Trip(reason string) {
@@ -99,8 +105,14 @@ func (p *Pause) bounds() (time.Duration, time.Duration) {
 	return minWait, maxWait
 }
 
-// Run resumes the queue when a pause is over, until ctx ends.
+// Run resumes the queue when a pause is over, until ctx ends. A pause that
+// another process recorded (it may have crashed or stopped since, leaving
+// the queue paused in Redis for good) is adopted: this process resumes the
+// queue when that pause's probe time comes, as if it had paused it itself.
 func (p *Pause) Run(ctx context.Context) {
+	p.mu.Lock()
+	p.adopt()
+	p.mu.Unlock()
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -116,6 +128,9 @@ func (p *Pause) Run(ctx context.Context) {
 func (p *Pause) check() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.paused && time.Since(p.looked) >= adoptEvery {
+		p.adopt()
+	}
 	if !p.paused || time.Now().Before(p.until) {
 		return
 	}
@@ -131,6 +146,26 @@ func (p *Pause) check() {
 	p.paused = false
 	p.record(nil)
 	p.Logger.Info().Str("reason", p.reason).Msg("uploads resumed: the next upload probes natif")
+}
+
+// adopt takes over a pause recorded by another process. The caller holds mu.
+// A queue paused with no record (an operator's asynq CLI) is left alone.
+func (p *Pause) adopt() {
+	p.looked = time.Now()
+	if p.Redis == nil || p.paused {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := ReadPause(ctx, p.Redis, p.Queue)
+	if err != nil || info == nil {
+		return
+	}
+	minWait, _ := p.bounds()
+	p.paused, p.reason, p.until = true, info.Reason, info.ProbeAt
+	p.wait = max(minWait, info.ProbeAt.Sub(info.At))
+	p.Logger.Warn().Str("reason", info.Reason).Time("probe_at", info.ProbeAt).
+		Msg("the queue was paused by a natif-uploader process for an account problem; this process resumes it at the probe time unless that process does first")
 }
 
 // PauseInfo is the pause as other processes see it.

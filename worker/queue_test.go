@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/natif-uploader/natif-uploader/auth"
@@ -194,5 +196,54 @@ func roundTrip(t *testing.T, redisOpt asynq.RedisConnOpt, ledger Ledger) {
 		if rec, err := ledger.Get(context.Background(), p.SHA256); err != nil || rec == nil {
 			t.Errorf("ledger has no record of %s: %v", p.Rel, err)
 		}
+	}
+}
+
+// A pause recorded by a process that is gone (crashed, or stopped while
+// paused) is adopted by another: the queue is resumed at the probe time and
+// the record cleared, instead of staying paused in Redis for good.
+func TestPauseOfAGoneProcessIsAdopted(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rc.Close()
+	ctl := &fakeControl{}
+	gone := &Pause{Queue: "natif", Control: ctl, Min: 400 * time.Millisecond, Logger: zerolog.Nop(), Redis: rc}
+	gone.Trip("natif answered 402: quota exhausted") // and the process dies: its Run never resumes
+	if info, err := ReadPause(context.Background(), rc, "natif"); err != nil || info == nil {
+		t.Fatalf("recorded pause = %v, %v; want one", info, err)
+	}
+
+	other := &Pause{Queue: "natif", Control: ctl, Min: time.Minute, Logger: zerolog.Nop(), Redis: rc}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	go other.Run(ctx)
+	waitUntil(t, func() bool { paused, _ := other.Paused(); return paused })
+	if _, reason := other.Paused(); reason != "natif answered 402: quota exhausted" {
+		t.Errorf("adopted reason %q, want the recorded one", reason)
+	}
+	waitUntil(t, func() bool { _, r, paused := ctl.state(); return r == 1 && !paused })
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("resumed after %v, before the recorded probe time (about 400ms)", d)
+	}
+	waitUntil(t, func() bool { info, err := ReadPause(context.Background(), rc, "natif"); return err == nil && info == nil })
+	if paused, _ := other.Paused(); paused {
+		t.Errorf("still paused after resuming")
+	}
+}
+
+// A queue paused without a record (an operator's asynq CLI) is left alone.
+func TestPauseWithoutRecordIsLeftAlone(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rc.Close()
+	ctl := &fakeControl{paused: true}
+	p := &Pause{Queue: "natif", Control: ctl, Min: 50 * time.Millisecond, Logger: zerolog.Nop(), Redis: rc}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	time.Sleep(500 * time.Millisecond)
+	if _, r, paused := ctl.state(); r != 0 || !paused {
+		t.Errorf("resumes %d, paused %v; want the operator's pause kept", r, paused)
 	}
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -275,5 +276,27 @@ func TestRegressionNoFDLeak(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if after := count(); after > before+2 {
 		t.Errorf("fds %d -> %d", before, after)
+	}
+}
+
+// Review G4: the last allowed attempt uploaded the file, then timed out or
+// crashed before the move. The spare attempt finds the upload in the ledger
+// and moves the file to done, not to failed as "retries exhausted".
+func TestRegressionSpareAttemptAfterUploadGoesToDone(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	p := e.drop("late.pdf", pdf(1, "late"))
+	if err := e.ledger.Put(context.Background(), Record{SHA256: p.SHA256, DocumentID: "doc-1", Endpoint: "/documents/", Source: p.Path, Size: p.Size, Attempts: 3, UploadedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(p)
+	err := e.handler.handle(context.Background(), asynq.NewTask(TaskType, b), attemptInfo{taskID: "t", retried: 3, maxRetry: 3})
+	if err != nil {
+		t.Fatalf("spare attempt: %v", err)
+	}
+	if !exists(filepath.Join(e.done, "late.pdf")) || exists(filepath.Join(e.failed, "late.pdf")) {
+		t.Errorf("in done %v, in failed %v; want done", exists(filepath.Join(e.done, "late.pdf")), exists(filepath.Join(e.failed, "late.pdf")))
+	}
+	if n := e.front.uploads(); n != 0 {
+		t.Errorf("uploaded %d times, want 0 (already in the ledger)", n)
 	}
 }
