@@ -226,7 +226,10 @@ func TestPauseOfAGoneProcessIsAdopted(t *testing.T) {
 	if d := time.Since(start); d < 250*time.Millisecond {
 		t.Errorf("resumed after %v, before the recorded probe time (about 400ms)", d)
 	}
-	waitUntil(t, func() bool { info, err := ReadPause(context.Background(), rc, "natif"); return err == nil && info == nil })
+	waitUntil(t, func() bool {
+		info, err := ReadPause(context.Background(), rc, "natif")
+		return err == nil && info == nil
+	})
 	if paused, _ := other.Paused(); paused {
 		t.Errorf("still paused after resuming")
 	}
