@@ -39,6 +39,32 @@ func (s *Summary) add(o Outcome) {
 // ErrNotInRoot is returned for a path outside every inbox and allowed root.
 var ErrNotInRoot = errors.New("is not inside an inbox (NATIF_INBOX) or an allowed root (NATIF_ALLOWED_ROOTS)")
 
+// ErrThroughLink means a path names its file through a symbolic link below
+// its root: the link could lead out of the root, so the path is refused; the
+// link's target, when it is inside a root, can be named instead.
+var ErrThroughLink = errors.New("goes through a symbolic link below its inbox or allowed root; name the real path instead")
+
+// noLinkBelow checks that no component of path below root is a symbolic
+// link (the root itself may be one, e.g. a mounted share's alias).
+func noLinkBelow(root, path string) error {
+	rel, err := filepath.Rel(root, path)
+	if err != nil {
+		return err
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return err
+	}
+	realPath, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	if realPath != filepath.Join(realRoot, rel) {
+		return ErrThroughLink
+	}
+	return nil
+}
+
 // Scan queues every eligible, complete file under paths (files or folders,
 // each inside an inbox or an allowed root), by the same rules as the watcher:
 // the same filters, the same completeness checks, the same identity and
@@ -70,6 +96,9 @@ func Scan(ctx context.Context, o Options, paths []string, onQueued func(worker.P
 			return sum, fmt.Errorf("%s %w", p, ErrNotInRoot)
 		}
 		if _, err := os.Stat(abs); err != nil {
+			return sum, fmt.Errorf("%s: %w", p, err)
+		}
+		if err := noLinkBelow(root, abs); err != nil {
 			return sum, fmt.Errorf("%s: %w", p, err)
 		}
 		starts = append(starts, located{root, abs})

@@ -119,6 +119,21 @@ func TestScanOneShot(t *testing.T) {
 	if _, err := Scan(context.Background(), f.opts, []string{t.TempDir()}, nil); !errors.Is(err, ErrNotInRoot) {
 		t.Errorf("outside path: %v, want ErrNotInRoot", err)
 	}
+	// A path through a symbolic link below the inbox is refused before
+	// anything is read or moved: the link leads out of the inbox.
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret.pdf")
+	os.WriteFile(secret, pdf("secret"), 0o644)
+	os.Chtimes(secret, old, old)
+	os.Symlink(outside, filepath.Join(f.inbox, "linkdir"))
+	for _, p := range []string{filepath.Join(f.inbox, "linkdir"), filepath.Join(f.inbox, "linkdir", "secret.pdf")} {
+		if _, err := Scan(context.Background(), f.opts, []string{p}, nil); !errors.Is(err, ErrThroughLink) {
+			t.Errorf("%s: %v, want ErrThroughLink", p, err)
+		}
+	}
+	if !exists(secret) {
+		t.Errorf("the file outside the inbox was moved")
+	}
 	// An allowed root works like an inbox.
 	extra := filepath.Join(f.base, "extra")
 	os.MkdirAll(extra, 0o755)

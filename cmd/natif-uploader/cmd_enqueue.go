@@ -109,7 +109,7 @@ func (a *cli) enqueue(ctx context.Context, cmd *cobra.Command, cfg *config.Confi
 		Enqueuer: q.Enqueuer(cfg), Ledger: q.Ledger, Hashers: 8, Logger: logging.Component(a.log, "scan"),
 	}, paths, func(p worker.Payload, _ watcher.Outcome) { ids = append(ids, worker.TaskID(p.SHA256)) })
 	if err != nil {
-		if errors.Is(err, watcher.ErrNotInRoot) {
+		if errors.Is(err, watcher.ErrNotInRoot) || errors.Is(err, watcher.ErrThroughLink) {
 			return fmt.Errorf("%w: %w", config.ErrInvalid, err)
 		}
 		return err
