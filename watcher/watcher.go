@@ -365,7 +365,16 @@ func (w *Watcher) scan(in *inbox, now time.Time) {
 	}
 	if in.missing {
 		in.missing = false
-		w.log.Info().Str("inbox", in.root).Msg("inbox available again: rescanning")
+		w.log.Info().Str("inbox", in.root).Msg("inbox available again: rescanning, and looking at its queued files again")
+		// Workers elsewhere may have found the share unmounted too; looking
+		// at the queued files again costs a hash each and finds any whose
+		// task is gone (the ID is free again) instead of leaving it in the
+		// inbox until a restart.
+		for path, e := range w.known {
+			if e.root == in.root && e.st == stQueued {
+				delete(w.known, path)
+			}
+		}
 	}
 	w.scanGen++
 	gen := w.scanGen

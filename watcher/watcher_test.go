@@ -340,3 +340,28 @@ func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
 }
+
+// An inbox that goes away (an unmounted share) and comes back: a queued file
+// whose task a worker dropped meanwhile (it found the share gone too) is
+// queued again, not left in the inbox until a restart.
+func TestInboxBackRequeuesDroppedTasks(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.PollInterval = 100 * time.Millisecond })
+	p := f.write("kept.pdf", pdf("kept"))
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(p, old, old)
+	f.start()
+	eventually(t, 5*time.Second, func() bool { _, ok := f.q.has(p); return ok }, "the file queued")
+	aside := f.inbox + ".unmounted"
+	if err := os.Rename(f.inbox, aside); err != nil {
+		t.Fatal(err)
+	}
+	queued, _ := f.q.has(p)
+	f.q.mu.Lock()
+	delete(f.q.tasks, queued.SHA256) // a worker dropped the task: the file had vanished for it
+	f.q.mu.Unlock()
+	time.Sleep(1500 * time.Millisecond) // the watcher's next look finds the inbox missing
+	if err := os.Rename(aside, f.inbox); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, func() bool { return len(f.q.payloads()) == 2 }, "the file queued again once the inbox is back")
+}

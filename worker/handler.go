@@ -172,6 +172,9 @@ func (h *Handler) handle(ctx context.Context, t *asynq.Task, a attemptInfo) erro
 		h.o.Metrics.Files.WithLabelValues("rejected").Inc()
 		log.Error().Err(err).Msg("task refused: the file was not read")
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	case errors.Is(err, ErrRootUnavailable):
+		log.Warn().Err(err).Msg("the file's inbox is unavailable here (an unmounted share?): the upload waits a minute, without spending an attempt")
+		return &nonFailure{err: err, after: time.Minute}
 	case errors.Is(err, fs.ErrNotExist):
 		h.o.Metrics.Files.WithLabelValues("vanished").Inc()
 		log.Warn().Msg("file vanished before its upload; task dropped")

@@ -470,3 +470,22 @@ func TestClientRateLimit(t *testing.T) {
 		t.Errorf("6 uploads at 10/s took %v, want at least 0.5 s", d)
 	}
 }
+
+// An inbox that is unavailable here (an unmounted share) does not make its
+// files vanished: the task waits a minute without spending an attempt.
+func TestUnavailableInboxWaits(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	p := e.drop("away.pdf", pdf(1, "away"))
+	aside := e.inbox + ".unmounted"
+	if err := os.Rename(e.inbox, aside); err != nil {
+		t.Fatal(err)
+	}
+	err := e.process(p)
+	if !errors.Is(err, ErrRootUnavailable) || IsFailure(err) || RetryDelay(0, err, nil) != time.Minute {
+		t.Errorf("inbox unavailable: %v (failure %v, delay %v); want a non-failure retried in a minute", err, IsFailure(err), RetryDelay(0, err, nil))
+	}
+	os.Rename(aside, e.inbox)
+	if err := e.process(p); err != nil || !exists(filepath.Join(e.done, "away.pdf")) {
+		t.Errorf("inbox back: %v, in done %v; want uploaded", err, exists(filepath.Join(e.done, "away.pdf")))
+	}
+}

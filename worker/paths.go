@@ -16,6 +16,11 @@ import (
 // configured inbox or allowed root: the file is never opened.
 var ErrOutsideRoots = errors.New("file is outside the inboxes and allowed roots")
 
+// ErrRootUnavailable means the inbox or allowed root itself cannot be opened
+// on this machine (an unmounted share): its files are not gone, so their
+// tasks wait instead of being dropped as vanished.
+var ErrRootUnavailable = errors.New("inbox or allowed root unavailable on this machine")
+
 // Roots are the folders a worker may read files from (SPEC section 6): the
 // inboxes and NATIF_ALLOWED_ROOTS.
 type Roots struct {
@@ -65,7 +70,7 @@ func (r Roots) Open(p Payload) (*opened, error) {
 	}
 	root, err := os.OpenRoot(p.Root)
 	if err != nil {
-		return nil, fmt.Errorf("root %s: %w", p.Root, err)
+		return nil, fmt.Errorf("%w: root %s: %w", ErrRootUnavailable, p.Root, err)
 	}
 	defer root.Close()
 	li, err := root.Lstat(p.Rel)
