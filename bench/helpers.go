@@ -7,11 +7,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // percentile returns the p-th percentile (0 < p <= 100) of xs by the nearest-rank method: the
@@ -28,29 +31,27 @@ func percentile(xs []float64, p float64) float64 {
 	return s[rank-1]
 }
 
-// procCPUTicks returns utime+stime (clock ticks) from the text of /proc/<pid>/stat. The second
+// procCPUTicks returns utime and stime (clock ticks) from the text of /proc/<pid>/stat. The second
 // field (comm) is in parentheses and may itself hold spaces and parentheses, so fields are
 // counted from the last ')'.
-func procCPUTicks(stat string) (uint64, error) {
+func procCPUTicks(stat string) (user, sys uint64, err error) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("proc stat: no ')' in %q", stat)
+		return 0, 0, fmt.Errorf("proc stat: no ')' in %q", stat)
 	}
 	f := strings.Fields(stat[i+1:])
 	// After comm: state(3) ppid(4) pgrp(5) session(6) tty_nr(7) tpgid(8) flags(9) minflt(10)
 	// cminflt(11) majflt(12) cmajflt(13) utime(14) stime(15): indexes 11 and 12 here.
 	if len(f) < 13 {
-		return 0, fmt.Errorf("proc stat: %d fields after comm, want at least 13", len(f))
+		return 0, 0, fmt.Errorf("proc stat: %d fields after comm, want at least 13", len(f))
 	}
-	u, err := strconv.ParseUint(f[11], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("proc stat utime: %w", err)
+	if user, err = strconv.ParseUint(f[11], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("proc stat utime: %w", err)
 	}
-	s, err := strconv.ParseUint(f[12], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("proc stat stime: %w", err)
+	if sys, err = strconv.ParseUint(f[12], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("proc stat stime: %w", err)
 	}
-	return u + s, nil
+	return user, sys, nil
 }
 
 // procStatusKB returns the value of a "Key:   1234 kB" line of /proc/<pid>/status, in kB.
@@ -185,4 +186,31 @@ func multipartFileName(prefix []byte) string {
 		return ""
 	}
 	return string(rest[:j])
+}
+
+// queuedTimes reads a daemon's JSON log and returns, by file base name, the time of its
+// first "queued" line (the watcher put the file in the queue).
+func queuedTimes(log []byte) map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, line := range bytes.Split(log, []byte("\n")) {
+		if !bytes.Contains(line, []byte(`"message":"queued"`)) {
+			continue
+		}
+		var e struct {
+			File string `json:"file"`
+			Time string `json:"time"`
+		}
+		if json.Unmarshal(line, &e) != nil || e.File == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, e.Time)
+		if err != nil {
+			continue
+		}
+		name := filepath.Base(e.File)
+		if _, seen := out[name]; !seen {
+			out[name] = t
+		}
+	}
+	return out
 }

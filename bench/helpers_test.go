@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"testing"
+	"time"
 )
 
 func TestPercentile(t *testing.T) {
@@ -26,11 +27,11 @@ func TestPercentile(t *testing.T) {
 func TestProcCPUTicks(t *testing.T) {
 	// comm holds a space and a ')': fields must be counted from the last ')'.
 	stat := "4242 (nat) if (x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20 0 9 0 100 123456 789 18446744073709551615\n"
-	got, err := procCPUTicks(stat)
-	if err != nil || got != 287 {
-		t.Fatalf("procCPUTicks = %d, %v; want 287", got, err)
+	u, s, err := procCPUTicks(stat)
+	if err != nil || u != 250 || s != 37 {
+		t.Fatalf("procCPUTicks = %d, %d, %v; want 250, 37", u, s, err)
 	}
-	if _, err := procCPUTicks("4242 (short) S 1 2"); err == nil {
+	if _, _, err := procCPUTicks("4242 (short) S 1 2"); err == nil {
 		t.Error("short stat accepted")
 	}
 }
@@ -91,5 +92,19 @@ func TestMultipartFileName(t *testing.T) {
 	}
 	if got := multipartFileName([]byte("--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filena")); got != "" {
 		t.Fatalf("truncated header gave %q", got)
+	}
+}
+
+func TestQueuedTimes(t *testing.T) {
+	log := `{"level":"info","component":"watcher","inbox":"/x/inbox","message":"watching inbox"}
+{"level":"info","component":"watcher","file":"/x/inbox/lat000001.pdf","sha256":"ab","time":"2026-12-03T22:18:37.207Z","message":"queued"}
+{"level":"info","component":"worker","file":"/x/inbox/lat000001.pdf","time":"2026-12-03T22:18:38.001Z","message":"uploaded"}
+{"level":"info","component":"watcher","file":"/x/inbox/lat000001.pdf","time":"2026-12-03T22:18:39.000Z","message":"queued"}
+not json at all "message":"queued"
+`
+	m := queuedTimes([]byte(log))
+	want := time.Date(2026, 12, 3, 22, 18, 37, 207e6, time.UTC)
+	if len(m) != 1 || !m["lat000001.pdf"].Equal(want) {
+		t.Fatalf("queuedTimes = %v", m)
 	}
 }
