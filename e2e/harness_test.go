@@ -317,10 +317,10 @@ func (s *site) logs() string {
 	return b.String()
 }
 
-// keepLogsOnFailure copies the daemon logs of a failed test out of its
-// temporary folder, for the bug report.
+// keepLogsOnFailure copies the daemon logs of a failed test (of every test
+// with E2E_KEEP_LOGS set) out of its temporary folder, for the bug report.
 func (s *site) keepLogsOnFailure() {
-	if !s.t.Failed() {
+	if !s.t.Failed() && os.Getenv("E2E_KEEP_LOGS") == "" {
 		return
 	}
 	dst := filepath.Join(os.TempDir(), "natif-e2e-logs", strings.ReplaceAll(s.t.Name(), "/", "_")+"-"+time.Now().Format("150405"))
