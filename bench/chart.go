@@ -33,7 +33,16 @@ func drawChart(pts []chartPoint, path string, files int, size int64) error {
 		maxY = max(maxY, pt.Pipe, pt.Bare)
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
-	p.Y.Min, p.Y.Max = 0, maxY*1.1
+	p.Y.Min, p.Y.Max = 0, maxY*1.25 // room for the legend
+	p.Y.Tick.Marker = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+		ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+		for i := range ticks {
+			if ticks[i].Label != "" {
+				ticks[i].Label = fmt.Sprintf("%.0f", ticks[i].Value)
+			}
+		}
+		return ticks
+	})
 	for _, s := range []struct {
 		name  string
 		xy    plotter.XYs
@@ -53,6 +62,8 @@ func drawChart(pts []chartPoint, path string, files int, size int64) error {
 		p.Legend.Add(s.name, l, sc)
 	}
 	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(30), -vg.Points(4)
+	p.Title.Padding = vg.Points(8)
 	p.Add(plotter.NewGrid())
 	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
 }

@@ -287,7 +287,7 @@ func (b *bench) productEnv(f folders, concurrency int, metricsAddr string) map[s
 		"NATIF_MAX_FILE_SIZE": "100MB", // 100,000,000 bytes: the simulator's limit too
 		"NATIF_METRICS_ADDR":  metricsAddr,
 		"NATIF_LOG_FORMAT":    "json",
-		"NATIF_LOG_LEVEL":     "info",
+		"NATIF_LOG_LEVEL":     b.cfg.LogLevel,
 	}
 }
 

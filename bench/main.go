@@ -39,6 +39,7 @@ type config struct {
 	ChartFiles   int
 	Writers      int
 	Repeat       int
+	LogLevel     string
 }
 
 var allParts = []string{"token", "throughput", "chart", "scaling", "latency", "bigfiles", "backlog"}
@@ -63,6 +64,7 @@ func main() {
 	flag.IntVar(&c.ScaleFiles, "scale-files", 5000, "scaling: files per point (of the throughput set)")
 	flag.IntVar(&c.ChartFiles, "chart-files", 2000, "chart: files per point (of the throughput set)")
 	flag.IntVar(&c.Writers, "writers", 4, "goroutines writing test files")
+	flag.StringVar(&c.LogLevel, "log-level", "info", "NATIF_LOG_LEVEL of the product processes")
 	flag.IntVar(&c.Repeat, "repeat", 3, "throughput: runs of the bare uploader and of the pipeline (the median is reported)")
 	flag.Parse()
 
@@ -104,7 +106,11 @@ func main() {
 	var extra []string
 	flag.Visit(func(f *flag.Flag) {
 		if f.Name != "only" && f.Name != "out" && f.Name != "keep" && f.Name != "product" {
-			extra = append(extra, "-"+f.Name+"="+f.Value.String())
+			if f.Value.String() == "true" {
+				extra = append(extra, "-"+f.Name)
+			} else {
+				extra = append(extra, "-"+f.Name+"="+f.Value.String())
+			}
 		}
 	})
 	sort.Strings(extra)
@@ -137,7 +143,6 @@ type bench struct {
 	redis   *redisServer
 	sim     *sim
 	results []result
-	notes   []string
 	chart   []chartPoint
 	started time.Time
 
@@ -209,10 +214,6 @@ func (b *bench) cmd(part string) string {
 func (b *bench) add(part, figure, value, goal, met string) {
 	b.results = append(b.results, result{part, figure, value, goal, met, b.cmd(part)})
 	logf("%-11s %s: %s %s %s", part, figure, value, goal, met)
-}
-
-func (b *bench) note(format string, args ...any) {
-	b.notes = append(b.notes, fmt.Sprintf(format, args...))
 }
 
 func (b *bench) problem(format string, args ...any) {
