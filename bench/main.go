@@ -146,6 +146,7 @@ type bench struct {
 	chart   []chartPoint
 	started time.Time
 
+	current  string   // the part running, for the reproduce commands
 	stage    string   // the throughput set lives here between runs
 	tpFiles  []string // its paths
 	problems []string
@@ -212,7 +213,7 @@ func (b *bench) cmd(part string) string {
 }
 
 func (b *bench) add(part, figure, value, goal, met string) {
-	b.results = append(b.results, result{part, figure, value, goal, met, b.cmd(part)})
+	b.results = append(b.results, result{part, figure, value, goal, met, b.cmd(b.current)})
 	logf("%-11s %s: %s %s %s", part, figure, value, goal, met)
 }
 
@@ -243,6 +244,7 @@ func (b *bench) run(parts []string) error {
 			continue
 		}
 		logf("== %s", p)
+		b.current = p
 		t := time.Now()
 		if err := steps[p](); err != nil {
 			b.problem("part %s did not complete: %v", p, err)

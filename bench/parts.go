@@ -246,11 +246,6 @@ func (b *bench) partThroughput() error {
 	b.add("per-file", "daemon CPU (user+sys) per uploaded file (median pipeline run)", fmt.Sprintf("%.2f ms (%.2f s for %d files, %.0f %% of it system time)", st.CPU.Seconds()*1000/float64(n), st.CPU.Seconds(), n, 100*st.CPUSys.Seconds()/st.CPU.Seconds()), "—", "—")
 	b.add("per-file", "Redis commands per file (INFO commandstats, all commands but the benchmark's INFO)", fmt.Sprintf("%.1f (%d in total; per file: %s)", float64(st.Calls)/float64(n), st.Calls, topCommands(st.ByCmd, n, 8)), "—", "—")
 	b.add("per-file", "daemon peak RSS during the throughput run", mb(st.PeakRSS), "—", "—")
-	for i := range b.results {
-		if b.results[i].Part == "per-file" {
-			b.results[i].Command = b.cmd("throughput")
-		}
-	}
 	return nil
 }
 

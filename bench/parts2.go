@@ -94,10 +94,10 @@ func (b *bench) partBigFiles() error {
 	if err != nil {
 		return err
 	}
-	const goal = 64 << 20
+	const goal = 64_000_000 // MB as the product counts it
 	b.add("memory", fmt.Sprintf("daemon peak RSS (VmHWM), `run` uploading %d files of %d bytes at once", c.BigFiles, c.BigSize),
 		fmt.Sprintf("%s = %.1f MiB (%.0f MB/s, %.1f s)", mb(st.PeakRSS), float64(st.PeakRSS)/(1<<20), float64(int64(c.BigFiles)*c.BigSize)/1e6/st.Dur.Seconds(), st.Dur.Seconds()),
-		"< 64 MB (read as 64 MiB)", metGoal(st.PeakRSS < goal))
+		"< 64 MB (64,000,000 bytes)", metGoal(st.PeakRSS < goal))
 	return nil
 }
 
@@ -158,7 +158,6 @@ func (b *bench) partBacklog() error {
 		fmt.Sprintf("%.0f files/s (%.1f s; CPU %.2f ms/file; Redis %.1f commands/file)", float64(n)/wd.Seconds(), wd.Seconds(),
 			(cpu-cpu0).Seconds()*1000/float64(n), float64(callsDelta(calls0, calls1, "info"))/float64(n)), "—", "—")
 	b.add("memory", "`work` peak RSS (VmHWM) draining the queued "+what, mb(rss), "—", "—")
-	b.results[len(b.results)-1].Command = b.cmd("backlog")
 
 	// 3. the same files back in the inbox, a fresh queue and ledger: `run` over the backlog
 	if _, err := collectDone(f.Done, baseNames(files), f.Inbox); err != nil {
@@ -186,9 +185,8 @@ func (b *bench) partBacklog() error {
 	}
 	b.add("backlog", fmt.Sprintf("`run` started over an inbox holding the %s (watcher and workers), from its start", what),
 		fmt.Sprintf("%.0f files/s (%.1f s; CPU %.2f ms/file)", float64(n)/rd.Seconds(), rd.Seconds(), cpu.Seconds()*1000/float64(n)), "—", "—")
-	const goal = 150 << 20
+	const goal = 150_000_000
 	b.add("memory", "`run` peak RSS (VmHWM) with the "+what+" backlog in its inbox", fmt.Sprintf("%s = %.1f MiB", mb(rss), float64(rss)/(1<<20)),
-		"< 150 MB (read as 150 MiB)", metGoal(rss < goal))
-	b.results[len(b.results)-1].Command = b.cmd("backlog")
+		"< 150 MB (150,000,000 bytes)", metGoal(rss < goal))
 	return nil
 }
