@@ -489,3 +489,40 @@ func TestUnavailableInboxWaits(t *testing.T) {
 		t.Errorf("inbox back: %v, in done %v; want uploaded", err, exists(filepath.Join(e.done, "away.pdf")))
 	}
 }
+
+// A file name that is not UTF-8 (Latin-1 from an old SMB client) survives
+// the task's JSON byte for byte: the file is uploaded and moved, not dropped
+// as vanished because its name came back with U+FFFD in it.
+func TestNonUTF8FileNameUploads(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	p := e.drop("rechnung-\xe4.pdf", pdf(1, "latin1"))
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"rel_b64":"cmVjaG51bmct5C5wZGY="`) {
+		t.Fatalf("payload %s carries no rel_b64 for a non-UTF-8 name", b)
+	}
+	back, err := ParsePayload(b)
+	if err != nil || back.Rel != p.Rel || back.Path != p.Path || back.Root != p.Root {
+		t.Fatalf("ParsePayload(%s) = %q %q %q, %v; want the exact bytes %q %q %q", b, back.Path, back.Root, back.Rel, err, p.Path, p.Root, p.Rel)
+	}
+	if err := e.process(p); err != nil {
+		t.Fatalf("ProcessTask: %v", err)
+	}
+	final := filepath.Join(e.done, p.Rel)
+	if !exists(final) || exists(p.Path) {
+		t.Fatalf("file in done %v, still in inbox %v; want it moved under its own bytes", exists(final), exists(p.Path))
+	}
+	if n := e.sim.Stats().UploadsBySHA256[p.SHA256]; n != 1 {
+		t.Errorf("uploads of this content = %d, want 1", n)
+	}
+}
+
+// A rel_b64 that is not base64 is a bad payload, named as such.
+func TestBadBase64Name(t *testing.T) {
+	_, err := ParsePayload([]byte(`{"path":"/in/a","root":"/in","rel":"a","rel_b64":"%%%","size":1,"sha256":"` + strings.Repeat("0", 64) + `"}`))
+	if !errors.Is(err, ErrBadPayload) || !strings.Contains(err.Error(), "rel_b64") {
+		t.Fatalf("err = %v, want ErrBadPayload naming rel_b64", err)
+	}
+}

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 )
@@ -31,6 +33,15 @@ const TaskType = "document:upload"
 //
 // The worker uploads a file only if path lies under a configured inbox or
 // NATIF_ALLOWED_ROOTS, equals root/rel, and still has this size and SHA-256.
+//
+// File names on Linux are bytes, and a file server's may not be UTF-8 (a
+// Latin-1 "rechnung-\xe4.pdf" from an old SMB client), which a JSON string
+// cannot carry: encoding/json would turn the byte into U+FFFD and the worker
+// would look for a file that does not exist. So when path, root or rel is not
+// valid UTF-8, the JSON also holds "path_b64", "root_b64" and "rel_b64", the
+// standard base64 of the exact bytes, and readers take those over the
+// (then lossy, for humans only) text fields. Producers whose names are UTF-8
+// never need them.
 type Payload struct {
 	Path       string    `json:"path"`
 	Root       string    `json:"root"`
@@ -40,6 +51,69 @@ type Payload struct {
 	SHA256     string    `json:"sha256"`
 	EnqueuedAt time.Time `json:"enqueued_at,omitzero"`
 	Source     string    `json:"source,omitempty"`
+}
+
+// wirePayload is the JSON form of a Payload: its fields plus the exact
+// bytes of names that are not UTF-8.
+type wirePayload struct {
+	Path       string    `json:"path"`
+	PathB64    string    `json:"path_b64,omitempty"`
+	Root       string    `json:"root"`
+	RootB64    string    `json:"root_b64,omitempty"`
+	Rel        string    `json:"rel"`
+	RelB64     string    `json:"rel_b64,omitempty"`
+	Size       int64     `json:"size"`
+	MTime      time.Time `json:"mtime,omitzero"`
+	SHA256     string    `json:"sha256"`
+	EnqueuedAt time.Time `json:"enqueued_at,omitzero"`
+	Source     string    `json:"source,omitempty"`
+}
+
+// rawName returns s for the JSON text field and, when s is not UTF-8, the
+// base64 of its bytes for the *_b64 field.
+func rawName(s string) (text, b64 string) {
+	if utf8.ValidString(s) {
+		return s, ""
+	}
+	return strings.ToValidUTF8(s, "\uFFFD"), base64.StdEncoding.EncodeToString([]byte(s))
+}
+
+// MarshalJSON writes the payload, with the exact bytes of names that are
+// not UTF-8 in the *_b64 fields.
+func (p Payload) MarshalJSON() ([]byte, error) {
+	w := wirePayload{Size: p.Size, MTime: p.MTime, SHA256: p.SHA256, EnqueuedAt: p.EnqueuedAt, Source: p.Source}
+	w.Path, w.PathB64 = rawName(p.Path)
+	w.Root, w.RootB64 = rawName(p.Root)
+	w.Rel, w.RelB64 = rawName(p.Rel)
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads a payload; a *_b64 field, when present, gives the
+// exact bytes of its name and overrides the text field.
+func (p *Payload) UnmarshalJSON(b []byte) error {
+	var w wirePayload
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	*p = Payload{Path: w.Path, Root: w.Root, Rel: w.Rel, Size: w.Size, MTime: w.MTime, SHA256: w.SHA256,
+		EnqueuedAt: w.EnqueuedAt, Source: w.Source}
+	for _, f := range []struct {
+		name string
+		b64  string
+		dst  *string
+	}{{"path_b64", w.PathB64, &p.Path}, {"root_b64", w.RootB64, &p.Root}, {"rel_b64", w.RelB64, &p.Rel}} {
+		if f.b64 == "" {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(f.b64)
+		if err != nil {
+			return fmt.Errorf("%s is not standard base64: %v", f.name, err)
+		}
+		*f.dst = string(raw)
+	}
+	return nil
 }
 
 // maxPayload bounds what the handler will parse: a path is at most a few KB.
@@ -78,6 +152,8 @@ func (p Payload) Validate() error {
 		return fmt.Errorf("%w: negative size", ErrBadPayload)
 	case !isSHA256(p.SHA256):
 		return fmt.Errorf("%w: sha256 %q is not 64 lowercase hex digits", ErrBadPayload, p.SHA256)
+	case !utf8.ValidString(p.Source):
+		return fmt.Errorf("%w: source %q is not UTF-8 text", ErrBadPayload, p.Source)
 	}
 	return nil
 }
