@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -215,9 +216,23 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 	if err := os.MkdirAll(filepath.Dir(first), 0o755); err != nil {
 		return "", err
 	}
+	// The watcher's duplicate path and a worker can both archive one file:
+	// a restarted watcher finds the file still in the inbox after the worker
+	// recorded its upload in the ledger but before it moved it. Whoever moves
+	// second must see that the file is already there, not copy the content
+	// it holds open into a second name.
+	o, _ := src.(*opened)
+	if o != nil && !o.stillThere() {
+		if at, ok := o.archivedIn(dir, rel); ok {
+			return at, nil
+		}
+	}
 	for n := 0; n < maxClash; n++ {
 		final := filepath.Join(dir, candidate(rel, n))
-		if _, err := os.Lstat(final); err == nil {
+		if fi, err := os.Lstat(final); err == nil {
+			if o != nil && o.is(fi) {
+				return final, nil // moved here by the other archiver
+			}
 			continue // taken by another file
 		}
 		side := final + suffix
@@ -225,12 +240,24 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 		if err != nil {
 			return "", err
 		}
+		removeStaleTemps(side)
 		if ok, err := claimSidecar(side, data, sha); err != nil {
 			return "", err
 		} else if !ok {
 			continue
 		}
 		if err := src.moveTo(final); err != nil {
+			if o != nil {
+				if at, ok := o.archivedIn(dir, rel); ok {
+					// The other archiver moved it meanwhile; the sidecar at
+					// side is its or ours, for this content, unless the file
+					// went to another name.
+					if at != final {
+						os.Remove(side)
+					}
+					return at, nil
+				}
+			}
 			os.Remove(side)
 			if errors.Is(err, os.ErrExist) {
 				continue // someone took the name between the check and the move
@@ -241,6 +268,36 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 		return final, nil
 	}
 	return "", fmt.Errorf("%s: more than %d files of that name", first, maxClash)
+}
+
+// processStart is when this process started: a temporary file older than it
+// was left by a process that is gone.
+var processStart = time.Now()
+
+// removeStaleTemps removes the temporary files of side that a killed
+// process left behind (".<name>.tmp-*" older than this process). A live
+// writer's temporary file is younger; should another process's be taken
+// all the same, its link fails and its task is retried: nothing is lost.
+func removeStaleTemps(side string) {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(side), "."+globEscape(filepath.Base(side))+".tmp-*"))
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(processStart) {
+			os.Remove(m)
+		}
+	}
+}
+
+// globEscape quotes the pattern characters of a file name for filepath.Glob.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // claimSidecar writes data at side unless another file's sidecar is there. A

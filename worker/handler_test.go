@@ -526,3 +526,90 @@ func TestBadBase64Name(t *testing.T) {
 		t.Fatalf("err = %v, want ErrBadPayload naming rel_b64", err)
 	}
 }
+
+// The watcher's duplicate path and the worker race for one file: a
+// restarted watcher finds the file still in the inbox after the worker
+// recorded its upload in the ledger, and moves it to done first. The worker
+// must find it there, not copy the content it holds open into a second name
+// ("invoice-1.pdf", a file nobody wrote).
+func TestWatcherArchivesFirst(t *testing.T) {
+	for _, tc := range []struct {
+		desc  string
+		clash bool // done already holds another file of that name
+	}{
+		{desc: "free name"},
+		{desc: "name taken by another file", clash: true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			e := newEnv(t, fakeapi.Options{}, nil)
+			p := e.drop("a/invoice.pdf", pdf(1, "race "+tc.desc))
+			if tc.clash {
+				other := filepath.Join(e.done, "a", "invoice.pdf")
+				os.MkdirAll(filepath.Dir(other), 0o755)
+				os.WriteFile(other, pdf(1, "someone else"), 0o644)
+			}
+			o, err := e.handler.o.Roots.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			rec := &Record{SHA256: p.SHA256, DocumentID: "doc-1"}
+			byWatcher, err := ArchiveDone(p.Path, e.done, p, rec)
+			if err != nil {
+				t.Fatalf("the watcher's ArchiveDone: %v", err)
+			}
+			got, err := archive(o, e.done, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
+				return []byte(`{"sha256":"` + p.SHA256 + `"}`), nil
+			})
+			if err != nil || got != byWatcher {
+				t.Fatalf("worker's archive = %q, %v; want %q, where the watcher put it", got, err, byWatcher)
+			}
+			var names []string
+			filepath.WalkDir(e.done, func(path string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					names = append(names, strings.TrimPrefix(path, e.done+"/"))
+				}
+				return nil
+			})
+			want := 2
+			if tc.clash {
+				want = 3
+			}
+			if len(names) != want {
+				t.Fatalf("done holds %q; want the file and its sidecar (and the other file), no second copy", names)
+			}
+			if _, err := os.Stat(byWatcher + DoneSuffix); err != nil {
+				t.Fatalf("the archived file lost its sidecar: %v", err)
+			}
+		})
+	}
+}
+
+// A temporary sidecar left by a killed process is removed when the same
+// name is archived again; a young one (a live writer's) is left alone.
+func TestStaleSidecarTempsRemoved(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	p := e.drop("b/invoice.pdf", pdf(1, "temps"))
+	dir := filepath.Join(e.done, "b")
+	os.MkdirAll(dir, 0o755)
+	stale := filepath.Join(dir, ".invoice.pdf"+DoneSuffix+".tmp-123")
+	young := filepath.Join(dir, ".invoice.pdf"+DoneSuffix+".tmp-456")
+	os.WriteFile(stale, []byte("{"), 0o644)
+	os.WriteFile(young, []byte("{"), 0o644)
+	old := processStart.Add(-time.Hour)
+	os.Chtimes(stale, old, old)
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(young, later, later)
+	if err := e.process(p); err != nil {
+		t.Fatalf("ProcessTask: %v", err)
+	}
+	if exists(stale) {
+		t.Errorf("stale temporary sidecar %s still there", stale)
+	}
+	if !exists(young) {
+		t.Errorf("a live writer's temporary sidecar %s was removed", young)
+	}
+	if !exists(filepath.Join(dir, "invoice.pdf")) {
+		t.Errorf("file not archived")
+	}
+}

@@ -131,6 +131,26 @@ func (o *opened) stillThere() bool {
 	return ok && uint64(sys.Dev) == uint64(st.Dev) && sys.Ino == st.Ino
 }
 
+// is reports whether fi is the opened file (the same inode).
+func (o *opened) is(fi os.FileInfo) bool { return os.SameFile(o.info, fi) }
+
+// archivedIn returns the name in dir, among rel and its numeric-suffix
+// candidates, that holds the opened file: another archiver (the watcher's
+// duplicate path) moved it there.
+func (o *opened) archivedIn(dir, rel string) (string, bool) {
+	for n := 0; n < maxClash; n++ {
+		at := filepath.Join(dir, candidate(rel, n))
+		fi, err := os.Lstat(at)
+		if err != nil {
+			return "", false
+		}
+		if o.is(fi) {
+			return at, true
+		}
+	}
+	return "", false
+}
+
 // within reports whether path p is dir or lies below it (both absolute and clean).
 func within(p, dir string) bool {
 	rel, err := filepath.Rel(dir, p)
