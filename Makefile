@@ -2,6 +2,7 @@
 # with Go 1.26; test-integration also needs redis-server on PATH
 # (Debian: apt-get install redis-server), which .ci/run installs.
 
+SHELL    := /bin/bash
 GO       ?= go
 BIN      := bin/natif-uploader
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -10,7 +11,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Packages that hold tests tagged integration.
 INTEGRATION_PKGS = $(shell grep -rl --include='*_test.go' '^//go:build integration' . | xargs -r -n1 dirname | sort -u)
 
-.PHONY: all build test test-integration vet lint staticcheck fmt-check demo demo-curl fake-api run bench clean
+.PHONY: all build test test-integration test-e2e fuzz vet lint staticcheck fmt-check demo demo-curl fake-api run bench clean
 
 # staticcheck, pinned; `go run` fetches it from the module proxy on first use.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -31,9 +32,29 @@ test-integration:
 	@command -v redis-server >/dev/null 2>&1 || { echo "make test-integration: redis-server not found on PATH; install it (Debian: apt-get install redis-server)" >&2; exit 1; }
 	$(GO) test -race -count=1 -tags integration -run Real $(INTEGRATION_PKGS)
 
+## test-e2e: the reliability suite (e2e/): the built binary against private
+## redis-server processes and the simulator, through kill -9 crashes, a Redis
+## restart, a fault storm, rejected credentials, an exhausted quota and a
+## corpus of bad input. A few minutes; E2E_FILES sets the crash tests' size.
+test-e2e:
+	@command -v redis-server >/dev/null 2>&1 || { echo "make test-e2e: redis-server not found on PATH; install it (Debian: apt-get install redis-server)" >&2; exit 1; }
+	$(GO) test -race -count=1 -tags e2e -timeout 20m -v ./e2e/ 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e figures' ; exit $${PIPESTATUS[0]}
+
+## fuzz: every native fuzz target, its seed corpus plus FUZZTIME of new input.
+FUZZTIME ?= 10s
+FUZZ_TARGETS = config:FuzzLoad worker:FuzzClassify worker:FuzzParsePayload worker:FuzzPayloadValidate \
+	worker:FuzzSniff natif:FuzzParseTokenResponse natif:FuzzTokenError natif:FuzzAPIError \
+	natif:FuzzParseRetryAfter watcher:FuzzCheckComplete
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ >/tmp/natif-fuzz.out 2>&1 || { cat /tmp/natif-fuzz.out; exit 1; }; \
+	  tail -1 /tmp/natif-fuzz.out; done
+
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags e2e ./e2e/
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

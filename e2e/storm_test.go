@@ -51,6 +51,7 @@ func TestFaultStormAndSecrets(t *testing.T) {
 
 	// Files arrive at a steady rate for the length of the storm.
 	want := map[string]string{}
+	forcedLoss := false
 	tick := time.NewTicker(time.Second / perSecond)
 	for i := 0; time.Since(begin) < feed; i++ {
 		<-tick.C
@@ -61,8 +62,27 @@ func TestFaultStormAndSecrets(t *testing.T) {
 		if !d.alive() {
 			t.Fatalf("the daemon exited during the storm: %v\n%s", d.err, d.logTail(30))
 		}
+		// A storm has only a dozen refreshes, so 5 % lost answers miss them
+		// all about half the time. Past half the storm with none lost yet,
+		// lose every refresh answer until one is, then go back to 5 %.
+		if i%perSecond == 0 && time.Since(begin) > feed/2 {
+			f := s.sim.Faults()
+			switch lost := s.sim.Stats().LostRefreshes; {
+			case lost == 0 && f.LoseRefreshRate < 1:
+				f.LoseRefreshRate = 1
+				s.sim.SetFaults(f)
+				forcedLoss = true
+			case lost > 0 && f.LoseRefreshRate == 1:
+				f.LoseRefreshRate = 0.05
+				s.sim.SetFaults(f)
+			}
+		}
 	}
 	tick.Stop()
+	if f := s.sim.Faults(); f.LoseRefreshRate == 1 {
+		f.LoseRefreshRate = 0.05
+		s.sim.SetFaults(f)
+	}
 	metricsDuring := s.scrape(t)
 	s.waitInboxEmpty(d, 4*time.Minute, want)
 	stormWall := time.Since(begin)
@@ -104,7 +124,7 @@ func TestFaultStormAndSecrets(t *testing.T) {
 		"sessions_killed", st.SessionsKilled, "lost_refreshes", st.LostRefreshes, "refresh_5xx", burned,
 		"refreshes", st.Refreshes, "server_errors", st.ServerErrors, "rate_limited", st.RateLimited,
 		"dropped_uploads", st.DroppedConnections, "unauthorized", st.Unauthorized, "token_in_flight_max", st.TokenInFlightMax,
-		"wall", stormWall)
+		"lost_refresh_forced", forcedLoss, "wall", stormWall)
 
 	// Scenario 6: the API-key daemon, then the search for secrets.
 	keyFile := filepath.Join(s.dir, "api-key")

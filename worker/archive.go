@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -190,6 +193,40 @@ func copyFromFD(f *os.File, dst string) error {
 	return os.Link(tmp.Name(), dst)
 }
 
+// maxArchiveName bounds the last element of an archived file's name so that
+// its longest sidecar (".extractions.json") and that sidecar's temporary file
+// (".<name>.tmp-<up to 10 digits>") still fit Linux's NAME_MAX of 255 bytes
+// with a clash suffix ("-9999"). A file whose name is longer than this
+// (up to 255 bytes in the inbox) could otherwise be uploaded but never
+// archived: its "<name>.natif.json" cannot exist.
+const maxArchiveName = 255 - len(".") - len(ExtractionsSuffix) - len(".tmp-") - 10 - len("-9999")
+
+// ArchiveRel is the name, relative to the done or failed folder, under which
+// the file at inbox-relative rel is archived: rel itself, unless its last
+// element is longer than maxArchiveName bytes; then that element is cut
+// (on a character boundary when it is UTF-8) and tagged with "~" and 8 hex
+// digits of its SHA-256, keeping the extension. The sidecar's "source" keeps
+// the original path.
+func ArchiveRel(rel string) string {
+	dir, base := filepath.Split(rel)
+	if len(base) <= maxArchiveName {
+		return rel
+	}
+	ext := filepath.Ext(base)
+	if len(ext) > 16 || ext == base {
+		ext = ""
+	}
+	sum := sha256.Sum256([]byte(base))
+	tag := "~" + hex.EncodeToString(sum[:4])
+	stem := base[:maxArchiveName-len(tag)-len(ext)]
+	if utf8.ValidString(base) {
+		for !utf8.ValidString(stem) {
+			stem = stem[:len(stem)-1]
+		}
+	}
+	return dir + stem + tag + ext
+}
+
 // candidate is rel with the numeric suffix n: "a/invoice.pdf", then
 // "a/invoice-1.pdf", "a/invoice-2.pdf", ...
 func candidate(rel string, n int) string {
@@ -209,6 +246,7 @@ func candidate(rel string, n int) string {
 // sidecar left by a crash before the move, for the same content, is taken
 // over. sidecar receives the final path of the file.
 func archive(src source, dir, rel, suffix, sha string, sidecar func(final string) ([]byte, error)) (string, error) {
+	rel = ArchiveRel(rel)
 	first, err := destination(dir, rel)
 	if err != nil {
 		return "", err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -611,5 +612,36 @@ func TestStaleSidecarTempsRemoved(t *testing.T) {
 	}
 	if !exists(filepath.Join(dir, "invoice.pdf")) {
 		t.Errorf("file not archived")
+	}
+}
+
+// A file with a 255-byte name (the longest ext4 allows) is archived under a
+// shortened name whose sidecars fit, with its original path in the sidecar;
+// shorter names are archived as they are.
+func TestLongNameArchived(t *testing.T) {
+	if got := ArchiveRel("a/" + strings.Repeat("x", maxArchiveName)); got != "a/"+strings.Repeat("x", maxArchiveName) {
+		t.Errorf("ArchiveRel of a name of %d bytes = %q, want it unchanged", maxArchiveName, got)
+	}
+	long := strings.Repeat("n", 251) + ".pdf"
+	utf := strings.Repeat("ü", 125) + ".pdf" // 254 bytes, a cut must not split a character
+	for _, base := range []string{long, utf} {
+		e := newEnv(t, fakeapi.Options{}, nil)
+		p := e.drop("names/"+base, pdf(1, "long "+base[:4]))
+		if err := e.process(p); err != nil {
+			t.Fatalf("ProcessTask: %v", err)
+		}
+		rel := ArchiveRel(p.Rel)
+		b := filepath.Base(rel)
+		if rel == p.Rel || len(b) > maxArchiveName || !strings.HasSuffix(b, ".pdf") || !strings.Contains(b, "~") || !utf8.ValidString(b) {
+			t.Fatalf("ArchiveRel(%q) = %q (%d bytes); want a shorter UTF-8 name with a tag and the extension", p.Rel, rel, len(b))
+		}
+		final := filepath.Join(e.done, rel)
+		if !exists(final) || exists(p.Path) {
+			t.Fatalf("file in done at %s: %v, still in inbox: %v", rel, exists(final), exists(p.Path))
+		}
+		sc := e.sidecar(final + DoneSuffix)
+		if sc["source"] != p.Path || sc["sha256"] != p.SHA256 {
+			t.Errorf("sidecar source %v, sha %v; want the original path %q and the content", sc["source"], sc["sha256"], p.Path)
+		}
 	}
 }
