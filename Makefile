@@ -38,7 +38,7 @@ test-integration:
 ## corpus of bad input. A few minutes; E2E_FILES sets the crash tests' size.
 test-e2e:
 	@command -v redis-server >/dev/null 2>&1 || { echo "make test-e2e: redis-server not found on PATH; install it (Debian: apt-get install redis-server)" >&2; exit 1; }
-	$(GO) test -race -count=1 -tags e2e -timeout 20m -v ./e2e/ 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e figures' ; exit $${PIPESTATUS[0]}
+	$(GO) test -race -count=1 -tags e2e -timeout 20m -v ./e2e/ 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|E2E-FIGURES' ; exit $${PIPESTATUS[0]}
 
 ## fuzz: every native fuzz target, its seed corpus plus FUZZTIME of new input.
 FUZZTIME ?= 10s

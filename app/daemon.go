@@ -217,6 +217,9 @@ func (d *Daemon) reload(log zerolog.Logger) {
 		m.Reset()
 		log.Info().Msg("reload: credentials read again")
 	}
+	if d.pause != nil {
+		d.pause.ProbeNow() // try the fix now, not at the next probe time
+	}
 }
 
 // serveHTTP serves /metrics, /healthz and /readyz.

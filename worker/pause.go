@@ -87,6 +87,18 @@ func (p *Pause) Succeeded() {
 	}
 }
 
+// ProbeNow ends the current wait: the next check resumes the queue (unless
+// the credentials are still rejected), so that an operator's fix, delivered
+// by SIGHUP, is tried at once instead of at the next probe time. The back-off
+// is kept: a probe that trips again waits longer, as before.
+func (p *Pause) ProbeNow() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused {
+		p.until = time.Now()
+	}
+}
+
 // Paused reports whether uploads are paused and why.
 func (p *Pause) Paused() (bool, string) {
 	p.mu.Lock()

@@ -250,3 +250,25 @@ func TestPauseWithoutRecordIsLeftAlone(t *testing.T) {
 		t.Errorf("resumes %d, paused %v; want the operator's pause kept", r, paused)
 	}
 }
+
+// ProbeNow (an operator's SIGHUP) ends the wait: the queue resumes at the
+// next check, not at the probe time a minute away.
+func TestPauseProbeNow(t *testing.T) {
+	ctl := &fakeControl{}
+	src := &stateSource{state: auth.StateValid}
+	p := &Pause{Queue: "natif", Control: ctl, Source: src, Min: time.Hour, Logger: zerolog.Nop()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	p.Trip("quota")
+	time.Sleep(300 * time.Millisecond)
+	if _, r, paused := ctl.state(); r != 0 || !paused {
+		t.Fatalf("resumes %d, paused %v before ProbeNow; want still paused (an hour's wait)", r, paused)
+	}
+	start := time.Now()
+	p.ProbeNow()
+	waitUntil(t, func() bool { _, r, paused := ctl.state(); return r == 1 && !paused })
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("resumed %v after ProbeNow; want at the next check", d)
+	}
+}
