@@ -306,7 +306,7 @@ func (h *Handler) upload(ctx context.Context, log zerolog.Logger, p Payload, o *
 			if h.o.Pauser != nil {
 				h.o.Pauser.Trip(err.Error())
 			}
-			return &nonFailure{err: err, after: time.Minute}
+			return &nonFailure{err: fmt.Errorf("%s%w", heldPrefix, err), after: time.Minute}
 		case RateLimited:
 			h.o.Metrics.Retries.WithLabelValues("rate-limited").Inc()
 			if n := h.note429(p.SHA256); n >= h.o.RateLimitCap {

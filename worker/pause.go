@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
@@ -138,26 +139,77 @@ func (p *Pause) Run(ctx context.Context) {
 }
 
 func (p *Pause) check() {
+	if p.resumeIfDue() {
+		p.releaseHeld()
+	}
+}
+
+// heldPrefix starts the error of every task that met account trouble: asynq
+// keeps it as the task's last error, so that a resume can find the tasks
+// held back for the account, and only those, in the retry set.
+const heldPrefix = "held while the natif account is paused: "
+
+// TaskRunner finds and runs retry tasks at once; *asynq.Inspector satisfies
+// it. A Control that is one too lets a resume release the tasks that met
+// the account trouble (each waits a minute in the retry set) instead of
+// leaving them to their retry time.
+type TaskRunner interface {
+	ListRetryTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	RunTask(queue, id string) error
+}
+
+// releaseHeld runs now the retry tasks of the queue that met account trouble.
+// There are few: while the queue is paused only the uploads in flight when
+// the trouble started can meet it; the rest wait as pending tasks.
+func (p *Pause) releaseHeld() {
+	r, ok := p.Control.(TaskRunner)
+	if !ok {
+		return
+	}
+	released := 0
+	for page := 1; page <= 100; page++ {
+		tasks, err := r.ListRetryTasks(p.Queue, asynq.PageSize(100), asynq.Page(page))
+		if err != nil {
+			p.Logger.Warn().Err(err).Msg("cannot list the held uploads; they run at their retry time")
+			return
+		}
+		for _, t := range tasks {
+			if strings.HasPrefix(t.LastErr, heldPrefix) && r.RunTask(p.Queue, t.ID) == nil {
+				released++
+			}
+		}
+		if len(tasks) < 100 {
+			break
+		}
+	}
+	if released > 0 {
+		p.Logger.Info().Int("tasks", released).Msg("uploads held for the account problem run now")
+	}
+}
+
+// resumeIfDue resumes the queue when the wait is over and reports whether it did.
+func (p *Pause) resumeIfDue() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.paused && time.Since(p.looked) >= adoptEvery {
 		p.adopt()
 	}
 	if !p.paused || time.Now().Before(p.until) {
-		return
+		return false
 	}
 	if p.Source != nil && p.Source.Status().State == auth.StateRejected {
 		p.until = time.Now().Add(p.wait)
-		return
+		return false
 	}
 	if err := p.Control.UnpauseQueue(p.Queue); err != nil && !strings.Contains(err.Error(), "not paused") {
 		p.Logger.Error().Err(err).Msg("cannot resume the queue; trying again")
 		p.until = time.Now().Add(p.wait)
-		return
+		return false
 	}
 	p.paused = false
 	p.record(nil)
 	p.Logger.Info().Str("reason", p.reason).Msg("uploads resumed: the next upload probes natif")
+	return true
 }
 
 // adopt takes over a pause recorded by another process. The caller holds mu.
