@@ -161,7 +161,8 @@ func TestBadInputCorpus(t *testing.T) {
 	add("dup/b.pdf", endDone, dupContent, "")
 
 	// Unreadable. As root (CAP_DAC_OVERRIDE) chmod 000 does not stop
-	// reading, so the case cannot be staged: skipped then, with a log line.
+	// reading, so the case cannot be staged here; TestUnreadableFile runs
+	// its daemon as nobody for it.
 	unreadable := filepath.Join(s.inbox, "unreadable.pdf")
 	unreadableContent := pdf("unreadable "+randomHex(4), 900)
 	if err := os.WriteFile(unreadable, unreadableContent, 0o000); err != nil {
@@ -173,7 +174,7 @@ func TestBadInputCorpus(t *testing.T) {
 		f.Close()
 		unreadableCase = false
 		os.Remove(unreadable)
-		t.Logf("SKIPPED sub-case unreadable file: this test runs with uid %d, which reads a chmod 000 file anyway (CAP_DAC_OVERRIDE); run the suite as an unprivileged user to cover it", os.Geteuid())
+		t.Logf("unreadable file: uid %d reads a chmod 000 file anyway (CAP_DAC_OVERRIDE); TestUnreadableFile covers the case with its daemon run as nobody", os.Geteuid())
 	}
 
 	// Files changed after their enqueue (before any worker runs).

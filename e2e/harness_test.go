@@ -137,6 +137,9 @@ type site struct {
 	env                 []string
 	started             time.Time
 
+	// cred, when set, runs the daemons as that user (see runAsNobody).
+	cred *syscall.Credential
+
 	mu      sync.Mutex
 	daemons []*daemon
 }
@@ -253,6 +256,9 @@ func (s *site) start(env []string, args ...string) *daemon {
 	}
 	d.cmd = exec.Command(binPath, args...)
 	d.cmd.Env, d.cmd.Dir = env, s.dir
+	if s.cred != nil {
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	}
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()

@@ -50,6 +50,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(out)))
+	// Traversable by all: TestUnreadableFile runs the binary as nobody.
+	_ = os.Chmod(dir, 0o755)
 	binPath = filepath.Join(dir, "natif-uploader")
 	build := exec.Command("go", "build", "-o", binPath, "./cmd/natif-uploader")
 	build.Dir = root

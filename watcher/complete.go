@@ -19,6 +19,10 @@ const (
 	Complete    Completeness = iota
 	Incomplete               // a supported type whose end marker is missing: still being written
 	Unsupported              // not a type natif takes: fails at the worker without an upload
+	// Unreadable is a file this process may not read (permissions). It is
+	// looked at again like an incomplete file, since a copy tool may still
+	// set its mode, and fails after NATIF_INCOMPLETE_TIMEOUT with the reason.
+	Unreadable
 )
 
 // CheckComplete reads the first bytes and the last kilobyte of the file: PDF

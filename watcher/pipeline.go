@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -99,6 +100,9 @@ func (o *Options) judge(f file) (Completeness, string, error) {
 		return Unsupported, fmt.Sprintf("file of %d bytes is larger than NATIF_MAX_FILE_SIZE (%d bytes)", f.size, o.MaxFileSize), nil
 	}
 	fh, err := os.Open(f.path)
+	if errors.Is(err, fs.ErrPermission) {
+		return Unreadable, unreadableReason, nil
+	}
 	if err != nil {
 		return Incomplete, "", err
 	}
@@ -112,6 +116,9 @@ func (o *Options) judge(f file) (Completeness, string, error) {
 	}
 	return c, "", nil
 }
+
+// unreadableReason is why a file this process may not read is not queued.
+const unreadableReason = "cannot read the file: permission denied (the daemon's user needs read permission on it)"
 
 // payload hashes the file (streamed) into its task payload. It fails if the
 // file changed size while it was read.

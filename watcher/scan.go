@@ -221,6 +221,12 @@ func (o *Options) scanOne(ctx context.Context, f file) (Outcome, worker.Payload,
 	switch c {
 	case Unsupported:
 		return Failed, worker.Payload{}, o.fail(f, reason)
+	case Unreadable:
+		if time.Since(f.mtime) >= o.IncompleteTimeout {
+			return Failed, worker.Payload{}, o.fail(f, reason+", and it has not changed for NATIF_INCOMPLETE_TIMEOUT ("+o.IncompleteTimeout.String()+")")
+		}
+		o.Logger.Warn().Str(logging.FieldFile, f.path).Str("reason", reason).Msg("cannot read the file: left for a later run")
+		return Waiting, worker.Payload{}, nil
 	case Incomplete:
 		if time.Since(f.mtime) >= o.IncompleteTimeout {
 			return Failed, worker.Payload{}, o.fail(f, "incomplete file: its end marker is missing and it has not changed for NATIF_INCOMPLETE_TIMEOUT ("+o.IncompleteTimeout.String()+")")

@@ -75,8 +75,10 @@ type job struct {
 type jobResult struct {
 	path    string
 	outcome Outcome
-	incomp  bool // still incomplete
-	err     error
+	incomp  bool // still incomplete (or unreadable)
+	// unreadable: the file may not be read (permissions)
+	unreadable bool
+	err        error
 }
 
 // New returns a Watcher; Run starts it.
@@ -202,12 +204,16 @@ func (w *Watcher) hasher(ctx context.Context) {
 			if r.err = w.o.fail(j.f, reason); r.err == nil {
 				r.outcome = Failed
 			}
-		case c == Incomplete && !j.incompleteSince.IsZero() && time.Since(j.incompleteSince) >= w.o.IncompleteTimeout:
-			if r.err = w.o.fail(j.f, "incomplete file: its end marker was still missing after NATIF_INCOMPLETE_TIMEOUT ("+w.o.IncompleteTimeout.String()+")"); r.err == nil {
+		case (c == Incomplete || c == Unreadable) && !j.incompleteSince.IsZero() && time.Since(j.incompleteSince) >= w.o.IncompleteTimeout:
+			why := "incomplete file: its end marker was still missing after NATIF_INCOMPLETE_TIMEOUT (" + w.o.IncompleteTimeout.String() + ")"
+			if c == Unreadable {
+				why = reason + ", still after NATIF_INCOMPLETE_TIMEOUT (" + w.o.IncompleteTimeout.String() + ")"
+			}
+			if r.err = w.o.fail(j.f, why); r.err == nil {
 				r.outcome = Failed
 			}
-		case c == Incomplete:
-			r.outcome, r.incomp = Waiting, true
+		case c == Incomplete, c == Unreadable:
+			r.outcome, r.incomp, r.unreadable = Waiting, true, c == Unreadable
 		default:
 			r.outcome, _, r.err = w.o.submit(ctx, j.f, "watcher")
 		}
@@ -248,7 +254,12 @@ func (w *Watcher) onResult(r jobResult) {
 		if r.incomp {
 			if e.incompleteSince.IsZero() {
 				e.incompleteSince = now
-				w.log.Info().Str(logging.FieldFile, r.path).Msg("file is stable but its end marker is missing: waiting for the rest")
+				if r.unreadable {
+					w.log.Warn().Str(logging.FieldFile, r.path).Str("reason", unreadableReason).Dur("fails_after", w.o.IncompleteTimeout).
+						Msg("cannot read the file: looking again until NATIF_INCOMPLETE_TIMEOUT, then it fails")
+				} else {
+					w.log.Info().Str(logging.FieldFile, r.path).Msg("file is stable but its end marker is missing: waiting for the rest")
+				}
 			}
 			e.st, e.due = stIncomplete, now.Add(max(w.o.Settle, time.Second))
 		}
