@@ -214,7 +214,11 @@ func (d *Daemon) reload(log zerolog.Logger) {
 			d.o.Redactor.Pin(cfg.Password.Reveal())
 		}
 		m.SetPassword(cfg.Password)
-		m.Reset()
+		if d.cfg.RedisURL.Reveal() == "" {
+			m.ResetPastFlag() // the embedded queue's flag: nobody else can clear it
+		} else {
+			m.Reset()
+		}
 		log.Info().Msg("reload: credentials read again")
 	}
 	if d.pause != nil {

@@ -521,6 +521,20 @@ func (m *Manager) Reset() {
 	m.epoch++
 }
 
+// ResetPastFlag is Reset that also lets one password grant past the shared
+// flag, as Login does, without waiting for it. It is the SIGHUP of a process
+// whose flag nobody else can clear (the embedded queue's flag lives in that
+// process's own in-memory Redis, out of `login`'s reach). With a shared Redis
+// it is not used: there SIGHUP on a fleet would send the password from every
+// node at once, and `login` is the one-request reset.
+func (m *Manager) ResetPastFlag() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rejected = nil
+	m.override = true
+	m.epoch++
+}
+
 // Login clears a rejection, lets one password grant past the shared flag,
 // and waits for a token: the operator's "check and reset". The password
 // grant still respects MinPasswordInterval.

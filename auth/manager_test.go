@@ -687,3 +687,44 @@ func TestWireFormat(t *testing.T) {
 		}
 	}
 }
+
+// ResetPastFlag (SIGHUP on the embedded queue, whose flag only this process
+// can reach) sends the password once more past the shared flag; Reset alone
+// consults the flag and sends nothing.
+func TestResetPastFlag(t *testing.T) {
+	mr := miniredis.RunT(t)
+	client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer client.Close()
+	flag := NewRedisFlag(client, "natif:")
+	h := setup(t, fakeapi.Options{}, func(o *Options) {
+		o.Password = redact.NewSecret(testPassword)
+		o.Flag = flag
+	})
+	// Another (gone) run of this process left the flag for this password.
+	rej := RejectedError{Reason: "invalid_grant: Account temporarily disabled"}
+	if err := rej.setVerifier(redact.NewSecret(testPassword)); err != nil {
+		t.Fatal(err)
+	}
+	if err := flag.Set(context.Background(), testUser, rej); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.mgr.Token(context.Background(), 0); !errors.Is(err, ErrCredentialsRejected) {
+		t.Fatalf("Token with the flag set = %v, want rejected", err)
+	}
+	h.clock.Advance(10 * time.Second) // past MinPasswordInterval
+	h.mgr.Reset()
+	if _, err := h.mgr.Token(context.Background(), 0); !errors.Is(err, ErrCredentialsRejected) {
+		t.Fatalf("Token after Reset = %v, want still blocked by the flag", err)
+	}
+	if pw, _ := h.rec.counts(); pw != 0 {
+		t.Fatalf("password grants before ResetPastFlag = %d, want 0", pw)
+	}
+	h.clock.Advance(10 * time.Second)
+	h.mgr.ResetPastFlag()
+	if tok := h.token(); tok.Gen == 0 {
+		t.Errorf("no token after ResetPastFlag")
+	}
+	if pw, _ := h.rec.counts(); pw != 1 {
+		t.Errorf("password grants after ResetPastFlag = %d, want 1", pw)
+	}
+}

@@ -189,13 +189,21 @@ func TestRealDemoBinary(t *testing.T) {
 
 func TestRealEnqueueWaitStatusRetry(t *testing.T) {
 	s := newSite(t, fakeapi.Options{})
+	// status before anything was ever queued: all zero, not an error.
+	code, out, errOut := s.cli(s.env, "status", "--json")
+	var fresh struct {
+		Pending, Archived int
+	}
+	if err := json.Unmarshal([]byte(out), &fresh); err != nil || code != 0 || fresh.Pending != 0 || fresh.Archived != 0 {
+		t.Fatalf("status --json on a fresh queue: exit %d, %v\n%s\n%s", code, err, out, errOut)
+	}
 	s.daemon(s.env, "work", "--concurrency", "4")
 
 	// 0: everything uploaded.
 	for i := range 8 {
 		s.write(fmt.Sprintf("batch1/%d.pdf", i), doc(fmt.Sprint("one", i)), true)
 	}
-	code, out, errOut := s.cli(s.env, "enqueue", "--wait", filepath.Join(s.inbox, "batch1"))
+	code, out, errOut = s.cli(s.env, "enqueue", "--wait", filepath.Join(s.inbox, "batch1"))
 	if code != 0 || !strings.Contains(out, "uploaded 8, failed 0") {
 		t.Fatalf("enqueue --wait (all good): exit %d\n%s\n%s", code, out, errOut)
 	}

@@ -222,9 +222,12 @@ func serves(servers []*asynq.ServerInfo, queue string) bool {
 // pause recorded for rejected credentials (API key).
 func credentialsRejected(ctx context.Context, q *app.Queue, cfg *config.Config) (bool, string) {
 	if cfg.AuthMode() == config.AuthPassword {
+		// The flag alone decides: `login` clears it, while a pause record
+		// for rejected credentials stays until a worker resumes the queue.
 		if rej, err := auth.NewRedisFlag(q.Redis, app.KeyPrefix).Get(ctx, cfg.Username); err == nil && rej != nil && rej.Rejects(cfg.Password) {
 			return true, rej.Reason
 		}
+		return false, ""
 	}
 	if info, err := worker.ReadPause(ctx, q.Redis, cfg.Queue); err == nil && info != nil && info.Credentials {
 		return true, info.Reason

@@ -90,6 +90,22 @@ while the daemons run elsewhere, or against the embedded queue of the daemon on 
 	return cmd
 }
 
+// queueExists reports whether asynq knows the queue (anything was ever
+// queued in it). An error reading the list counts as "exists", so that the
+// caller reports the original error.
+func queueExists(insp *asynq.Inspector, queue string) bool {
+	qs, err := insp.Queues()
+	if err != nil {
+		return true
+	}
+	for _, name := range qs {
+		if name == queue {
+			return true
+		}
+	}
+	return false
+}
+
 func report(ctx context.Context, q *app.Queue, cfg *config.Config, limit int) (*statusReport, error) {
 	r := &statusReport{Queue: cfg.Queue, Backend: q.Describe, Failures: []failure{}}
 	info, err := q.Inspector.GetQueueInfo(cfg.Queue)
@@ -97,8 +113,9 @@ func report(ctx context.Context, q *app.Queue, cfg *config.Config, limit int) (*
 	case err == nil:
 		r.Pending, r.Active, r.Scheduled, r.Retry = info.Pending, info.Active, info.Scheduled, info.Retry
 		r.Archived, r.Completed, r.Processed, r.Failed, r.Paused = info.Archived, info.Completed, info.Processed, info.Failed, info.Paused
-	case errors.Is(err, asynq.ErrQueueNotFound):
-		// Nothing queued yet: all zero.
+	case errors.Is(err, asynq.ErrQueueNotFound) || !queueExists(q.Inspector, cfg.Queue):
+		// Nothing queued yet: all zero. (asynq v0.25.1's GetQueueInfo
+		// returns its internal NOT_FOUND error, not ErrQueueNotFound.)
 	default:
 		return nil, fmt.Errorf("read the queue: %w", err)
 	}
