@@ -410,3 +410,24 @@ func TestConfigNeverShowsSecrets(t *testing.T) {
 		t.Errorf("Print output = %q, want the user name and %s for the secrets", printed.String(), redact.Redacted)
 	}
 }
+
+// A Redis password on the command line would show in ps: refused, naming the
+// flag, with the password redacted in the error.
+func TestRedisPasswordFlagRefused(t *testing.T) {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	BindFlags(fs)
+	_ = fs.Parse([]string{"--redis-url=redis://:hunter2-secret@127.0.0.1:6379/0"})
+	_, err := Load(Sources{Flags: fs, Env: env(nil)})
+	if err == nil || !strings.Contains(err.Error(), "--redis-url") || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Fatalf("err = %v, want a refusal naming --redis-url and REDIS_URL", err)
+	}
+	if strings.Contains(err.Error(), "hunter2-secret") {
+		t.Errorf("the error holds the password: %v", err)
+	}
+	fs = pflag.NewFlagSet("t", pflag.ContinueOnError)
+	BindFlags(fs)
+	_ = fs.Parse([]string{"--redis-url=redis://127.0.0.1:6379/0"})
+	if _, err := Load(Sources{Flags: fs, Env: env(nil)}); err != nil {
+		t.Errorf("a Redis URL without a password: %v", err)
+	}
+}

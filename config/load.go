@@ -95,6 +95,11 @@ func Load(src Sources) (Config, error) {
 				continue
 			}
 			name := "--" + k.flag
+			if k.yaml == "redis_url" && hasURLPassword(f.Value.String()) {
+				// A command line is visible to every user in ps and /proc.
+				return Config{}, &FieldError{Field: name, Value: redact.URL(f.Value.String()),
+					Msg: "a Redis password never comes from a flag (every user sees command lines in ps): set REDIS_URL in the environment instead"}
+			}
 			if err := k.apply(&c, f.Value.String()); err != nil {
 				return Config{}, &FieldError{Field: name, Value: f.Value.String(), Msg: err.Error()}
 			}
