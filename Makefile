@@ -77,6 +77,7 @@ lint: vet fmt-check staticcheck
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags integration ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./e2e/
 
 ## fake-api: run the simulator in the foreground on 127.0.0.1:8089.
 fake-api: build
