@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -254,6 +255,7 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 	if err := os.MkdirAll(filepath.Dir(first), 0o755); err != nil {
 		return "", err
 	}
+	sweepStaleTemps(filepath.Dir(first))
 	// The watcher's duplicate path and a worker can both archive one file:
 	// a restarted watcher finds the file still in the inbox after the worker
 	// recorded its upload in the ledger but before it moved it. Whoever moves
@@ -278,7 +280,6 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 		if err != nil {
 			return "", err
 		}
-		removeStaleTemps(side)
 		if ok, err := claimSidecar(side, data, sha); err != nil {
 			return "", err
 		} else if !ok {
@@ -312,30 +313,77 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 // was left by a process that is gone.
 var processStart = time.Now()
 
-// removeStaleTemps removes the temporary files of side that a killed
-// process left behind (".<name>.tmp-*" older than this process). A live
-// writer's temporary file is younger; should another process's be taken
-// all the same, its link fails and its task is retried: nothing is lost.
-func removeStaleTemps(side string) {
-	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(side), "."+globEscape(filepath.Base(side))+".tmp-*"))
-	for _, m := range matches {
-		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(processStart) {
-			os.Remove(m)
+// sweptDirs holds the archive folders this process has swept of the
+// temporary files of killed processes.
+var sweptDirs sync.Map
+
+// sweepStaleTemps removes, the first time this process archives into dir,
+// the temporary files that a killed process left there: sidecar temps
+// (".<name>.natif.json.tmp-<digits>", and the same for the other sidecar
+// suffixes) and copy temps (".<name>.copy-<digits>"), older than this
+// process. One read of the folder per folder and process: sweeping on every
+// archive would read a folder of n files n times (it did, and it cost the
+// pipeline most of its CPU on a large done folder). A live writer's
+// temporary file is younger than this process; should another process's be
+// taken all the same, its link fails and its task is retried: nothing is
+// lost. Temporary files a process leaves after this sweep are removed by the
+// sweep of the next process to start.
+func sweepStaleTemps(dir string) {
+	if _, done := sweptDirs.LoadOrStore(dir, struct{}{}); done {
+		return
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(1024)
+		for _, name := range names {
+			if !isArchiveTemp(name) {
+				continue
+			}
+			path := filepath.Join(dir, name)
+			if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(processStart) {
+				os.Remove(path)
+			}
+		}
+		if err != nil {
+			return
 		}
 	}
 }
 
-// globEscape quotes the pattern characters of a file name for filepath.Glob.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
+// isArchiveTemp reports whether name is one of the archive's temporary
+// files: ".<name><sidecar suffix>.tmp-<digits>" or ".<name>.copy-<digits>".
+// Other hidden files in the archive folders are the user's and stay.
+func isArchiveTemp(name string) bool {
+	if !strings.HasPrefix(name, ".") {
+		return false
 	}
-	return b.String()
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 || i == len(name)-1 {
+		return false
+	}
+	for _, c := range name[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	stem := name[:i]
+	if strings.HasSuffix(stem, ".copy") {
+		return len(stem) > len("..copy")
+	}
+	stem, ok := strings.CutSuffix(stem, ".tmp")
+	if !ok {
+		return false
+	}
+	for _, suf := range []string{DoneSuffix, FailedSuffix, ExtractionsSuffix} {
+		if strings.HasSuffix(stem, suf) {
+			return true
+		}
+	}
+	return false
 }
 
 // claimSidecar writes data at side unless another file's sidecar is there. A

@@ -586,32 +586,70 @@ func TestWatcherArchivesFirst(t *testing.T) {
 	}
 }
 
-// A temporary sidecar left by a killed process is removed when the same
-// name is archived again; a young one (a live writer's) is left alone.
+// The temporary files a killed process left in an archive folder (sidecar
+// temps of any name, copy temps) are removed the first time this process
+// archives into that folder; young ones (a live writer's) and the user's own
+// hidden files are left alone.
 func TestStaleSidecarTempsRemoved(t *testing.T) {
 	e := newEnv(t, fakeapi.Options{}, nil)
 	p := e.drop("b/invoice.pdf", pdf(1, "temps"))
 	dir := filepath.Join(e.done, "b")
 	os.MkdirAll(dir, 0o755)
-	stale := filepath.Join(dir, ".invoice.pdf"+DoneSuffix+".tmp-123")
-	young := filepath.Join(dir, ".invoice.pdf"+DoneSuffix+".tmp-456")
-	os.WriteFile(stale, []byte("{"), 0o644)
-	os.WriteFile(young, []byte("{"), 0o644)
 	old := processStart.Add(-time.Hour)
-	os.Chtimes(stale, old, old)
 	later := time.Now().Add(time.Minute)
-	os.Chtimes(young, later, later)
+	mk := func(name string, at time.Time) string {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte("{"), 0o644)
+		os.Chtimes(path, at, at)
+		return path
+	}
+	stale := []string{
+		mk(".invoice.pdf"+DoneSuffix+".tmp-123", old),
+		mk(".other.pdf"+FailedSuffix+".tmp-9", old),
+		mk(".scan 7.tif"+ExtractionsSuffix+".tmp-4242", old),
+		mk(".other.pdf.copy-77", old),
+	}
+	kept := []string{
+		mk(".invoice.pdf"+DoneSuffix+".tmp-456", later), // a live writer's
+		mk(".notes.tmp-1", old),                         // the user's
+		mk(".invoice.pdf"+DoneSuffix+".tmp-12a", old),   // not CreateTemp's digits
+		mk(".copy-5", old),
+	}
 	if err := e.process(p); err != nil {
 		t.Fatalf("ProcessTask: %v", err)
 	}
-	if exists(stale) {
-		t.Errorf("stale temporary sidecar %s still there", stale)
+	for _, path := range stale {
+		if exists(path) {
+			t.Errorf("stale temporary file %s still there", path)
+		}
 	}
-	if !exists(young) {
-		t.Errorf("a live writer's temporary sidecar %s was removed", young)
+	for _, path := range kept {
+		if !exists(path) {
+			t.Errorf("%s was removed; only stale temporary files of the archive may be", path)
+		}
 	}
 	if !exists(filepath.Join(dir, "invoice.pdf")) {
 		t.Errorf("file not archived")
+	}
+}
+
+func TestIsArchiveTemp(t *testing.T) {
+	for name, want := range map[string]bool{
+		".a.pdf.natif.json.tmp-1":          true,
+		".a.pdf.error.json.tmp-4294967295": true,
+		".a.pdf.extractions.json.tmp-0":    true,
+		".a.pdf.copy-12":                   true,
+		"a.pdf.natif.json.tmp-1":           false,
+		".a.pdf.natif.json.tmp-":           false,
+		".a.pdf.natif.json.tmp-1x":         false,
+		".a.pdf.json.tmp-1":                false,
+		".a.pdf.natif.json":                false,
+		".copy-1":                          false,
+		".tmp-1":                           false,
+	} {
+		if got := isArchiveTemp(name); got != want {
+			t.Errorf("isArchiveTemp(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
 
