@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 )
@@ -98,5 +99,50 @@ func TestWriterForgetsOldestTokensButNotPinned(t *testing.T) {
 	}
 	if got := string(w.Scrub([]byte("the-Pinned-Password"))); got != Redacted {
 		t.Errorf("pinned secret after %d tokens scrubbed to %q, want %s", maxSecrets+10, got, Redacted)
+	}
+}
+
+// The needle prefilter never changes what Scrub does: every line scrubs as
+// it would with every pattern applied, whatever its case or alphabet.
+func TestScrubPrefilterSameAsFullScan(t *testing.T) {
+	full := func(p []byte) []byte {
+		for _, pat := range patterns {
+			p = pat.re.ReplaceAll(p, pat.repl)
+		}
+		return p
+	}
+	lines := []string{
+		`{"level":"info","file":"/in/a.pdf","msg":"uploaded"}`,
+		`Authorization: Bearer abc.def-ghi`,
+		`authorization: BEARER abc123456`,
+		`ApiKey s3cr3t-key-value`,
+		`{"PASSWORD":"hunter2hunter2"}`,
+		`refresh_token=xyz123&scope=a`,
+		`Refresh_Token = "abcdef"`,
+		`paſsword=hunter2hunter2`, // long s folds to s under (?i)
+		`api_\u212Aey: nope`,      // Kelvin sign is not k for a needle; regexp decides
+		`token eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl`,
+		`eyJ short`,
+		`ÄÖÜ bearer ümläüt-token`,
+		`client_secret:"zzzzzzzz"}`,
+		``,
+	}
+	w := NewWriter(io.Discard)
+	for _, l := range lines {
+		if got, want := string(w.Scrub([]byte(l))), string(full([]byte(l))); got != want {
+			t.Errorf("Scrub(%q) = %q, want %q (all patterns applied)", l, got, want)
+		}
+	}
+	if got := string(w.Scrub([]byte(`paſsword=hunter2hunter2`))); strings.Contains(got, "hunter2") {
+		t.Errorf("a non-ASCII spelling of password kept its value: %q", got)
+	}
+}
+
+func BenchmarkScrubPlainLine(b *testing.B) {
+	w := NewWriter(io.Discard)
+	line := []byte(`{"level":"info","component":"worker","file":"/srv/inbox/2026/invoice-0042.pdf","sha256":"6c5c8f96a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c","task_id":"6c5c8f96a1b2c3d4","attempt":1,"document_id":"2ab90c67-0000-4000-8000-000000000000","done":"/srv/done/2026/invoice-0042.pdf","time":"2026-12-04T07:30:00Z","message":"uploaded"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Scrub(line)
 	}
 }
