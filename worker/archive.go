@@ -303,7 +303,11 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 			}
 			return "", err
 		}
-		syncDir(filepath.Dir(final))
+		// No fsync of the folder here: the upload is in the completion
+		// ledger before the move, so a rename that a power cut undoes puts
+		// the file back in the inbox, from where it goes to done without
+		// an upload (and its sidecar, already durable, is taken over). A
+		// folder fsync per file cost the pipeline a tenth of its speed.
 		return final, nil
 	}
 	return "", fmt.Errorf("%s: more than %d files of that name", first, maxClash)
@@ -390,23 +394,7 @@ func isArchiveTemp(name string) bool {
 // sidecar for the same content (sha) without its file is one a crash left
 // behind: it is replaced.
 func claimSidecar(side string, data []byte, sha string) (bool, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(side), "."+filepath.Base(side)+".tmp-*")
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	err = os.Link(tmp.Name(), side)
+	err := createFileSynced(side, data)
 	if err == nil {
 		return true, nil
 	}
@@ -416,7 +404,64 @@ func claimSidecar(side string, data []byte, sha string) (bool, error) {
 	if !orphanOf(side, sha) {
 		return false, nil
 	}
-	return true, os.Rename(tmp.Name(), side)
+	return true, writeFileAtomic(side, data)
+}
+
+// createFileSynced creates path holding data, never replacing a file there
+// (os.ErrExist), and never showing a partial file under that name: the data
+// is written and synced into an unnamed file of path's folder (O_TMPFILE),
+// which is then linked at path. A crash leaves nothing behind, and the
+// folder is changed once, not three times as with a named temporary file
+// (create, link, remove): under concurrent fsyncs each change of a large
+// folder costs a hundred microseconds or more of kernel time (bench: the
+// sidecar's temporary file was 30 % of the daemon's CPU). File systems
+// without O_TMPFILE (NFS, SMB) and a system without /proc get a named
+// temporary file.
+func createFileSynced(path string, data []byte) error {
+	fd, err := unix.Open(filepath.Dir(path), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return createFileSyncedNamed(path, data)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EEXIST):
+		return &os.LinkError{Op: "link", Old: "(unnamed)", New: path, Err: os.ErrExist}
+	default:
+		return createFileSyncedNamed(path, data)
+	}
+}
+
+// createFileSyncedNamed is createFileSynced through a named temporary file
+// (".<name>.tmp-<digits>", removed at once; sweepStaleTemps removes those a
+// killed process left).
+func createFileSyncedNamed(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Link(tmp.Name(), path)
 }
 
 // orphanOf reports whether side is a sidecar of the content sha whose file

@@ -300,3 +300,38 @@ func TestRegressionSpareAttemptAfterUploadGoesToDone(t *testing.T) {
 		t.Errorf("uploaded %d times, want 0 (already in the ledger)", n)
 	}
 }
+
+// createFileSynced (O_TMPFILE) and its named fallback write the whole file,
+// refuse to replace one (os.ErrExist, the old content kept) and leave nothing
+// else in the folder.
+func TestCreateFileSynced(t *testing.T) {
+	for name, create := range map[string]func(string, []byte) error{
+		"tmpfile": createFileSynced, "named": createFileSyncedNamed,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a.pdf"+DoneSuffix)
+			if err := create(path, []byte(`{"sha256":"1"}`)); err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			err := create(path, []byte(`{"sha256":"2"}`))
+			if !errors.Is(err, os.ErrExist) {
+				t.Fatalf("second create: %v, want os.ErrExist", err)
+			}
+			if b, _ := os.ReadFile(path); string(b) != `{"sha256":"1"}` {
+				t.Errorf("content %q, want the first write's", b)
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("mode: %v %v, want 0600", fi.Mode(), err)
+			}
+			ents, _ := os.ReadDir(dir)
+			if len(ents) != 1 {
+				var names []string
+				for _, e := range ents {
+					names = append(names, e.Name())
+				}
+				t.Errorf("folder holds %q, want only the file", names)
+			}
+		})
+	}
+}
