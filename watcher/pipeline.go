@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -99,7 +100,7 @@ func (o *Options) judge(f file) (Completeness, string, error) {
 	case o.MaxFileSize > 0 && f.size > o.MaxFileSize:
 		return Unsupported, fmt.Sprintf("file of %d bytes is larger than NATIF_MAX_FILE_SIZE (%d bytes)", f.size, o.MaxFileSize), nil
 	}
-	fh, err := os.Open(f.path)
+	fh, err := openRegular(f.path)
 	if errors.Is(err, fs.ErrPermission) {
 		return Unreadable, unreadableReason, nil
 	}
@@ -117,13 +118,34 @@ func (o *Options) judge(f file) (Completeness, string, error) {
 	return c, "", nil
 }
 
+// openRegular opens path for reading only if it is still a regular file: a
+// name swapped for a symbolic link (O_NOFOLLOW) or a FIFO (O_NONBLOCK, then
+// the type check) since it was looked at is not read, so nothing outside
+// the inbox is hashed and no hasher blocks.
+func openRegular(path string) (*os.File, error) {
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		fh.Close()
+		return nil, &fs.PathError{Op: "open", Path: path, Err: errors.New("no longer a regular file")}
+	}
+	return fh, nil
+}
+
 // unreadableReason is why a file this process may not read is not queued.
 const unreadableReason = "cannot read the file: permission denied (the daemon's user needs read permission on it)"
 
 // payload hashes the file (streamed) into its task payload. It fails if the
 // file changed size while it was read.
 func payload(f file) (worker.Payload, error) {
-	fh, err := os.Open(f.path)
+	fh, err := openRegular(f.path)
 	if err != nil {
 		return worker.Payload{}, err
 	}

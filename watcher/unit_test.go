@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,4 +187,45 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A name swapped for a symbolic link or a FIFO after it was looked at is not
+// read: openRegular refuses both without blocking.
+func TestOpenRegularRefusesSwappedNames(t *testing.T) {
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside.pdf")
+	os.WriteFile(outside, []byte("%PDF-1.4\n%%EOF\n"), 0o644)
+	link := filepath.Join(dir, "link.pdf")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	if fh, err := openRegular(link); err == nil {
+		fh.Close()
+		t.Errorf("openRegular followed a symbolic link")
+	}
+	fifo := filepath.Join(dir, "fifo.pdf")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		fh, err := openRegular(fifo)
+		if err == nil {
+			fh.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("openRegular opened a FIFO")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("openRegular blocked on a FIFO")
+	}
+	if fh, err := openRegular(outside); err != nil {
+		t.Errorf("openRegular of a regular file: %v", err)
+	} else {
+		fh.Close()
+	}
 }

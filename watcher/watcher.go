@@ -109,6 +109,9 @@ func (w *Watcher) tickInterval() time.Duration {
 	return max(20*time.Millisecond, min(200*time.Millisecond, w.o.Settle/4))
 }
 
+// newFSWatcher is fsnotify.NewWatcher; tests replace it.
+var newFSWatcher = fsnotify.NewWatcher
+
 // Run watches until ctx ends. It returns an error only when it cannot start.
 func (w *Watcher) Run(ctx context.Context) error {
 	for _, root := range w.o.Inboxes {
@@ -128,9 +131,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 			continue
 		}
 		if w.fsw == nil {
-			fsw, err := fsnotify.NewWatcher()
+			fsw, err := newFSWatcher()
 			if err != nil {
-				return err
+				// Without events (the inotify instance limit, a kernel
+				// without inotify) every inbox is polled: slower to see a
+				// file, never blind to one.
+				w.log.Error().Err(err).Msg("file-system events unavailable: every inbox falls back to polling; raise fs.inotify.max_user_instances (sysctl) if the limit was reached")
+				for _, in := range w.inboxes {
+					in.poll, in.reason = true, "file-system events are unavailable"
+				}
+				break
 			}
 			w.fsw = fsw
 		}

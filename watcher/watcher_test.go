@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
@@ -234,6 +236,39 @@ func TestPollingFindsFilesWithoutEvents(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	p := f.write("sub/polled.pdf", pdf("poll"))
 	eventually(t, 5*time.Second, func() bool { _, ok := f.q.has(p); return ok }, "polled file queued")
+}
+
+// When inotify cannot be had (its instance limit reached), every inbox is
+// polled, with one log line saying what to raise, and files are still found.
+func TestNoEventsFallsBackToPolling(t *testing.T) {
+	saved := newFSWatcher
+	newFSWatcher = func() (*fsnotify.Watcher, error) { return nil, syscall.EMFILE }
+	t.Cleanup(func() { newFSWatcher = saved })
+	var logs strings.Builder
+	var mu sync.Mutex
+	f := newFixture(t, func(o *Options) {
+		o.Logger = zerolog.New(zerolog.SyncWriter(lockedWriter{&mu, &logs}))
+	})
+	f.start()
+	p := f.write("sub/polled.pdf", pdf("no-inotify"))
+	eventually(t, 5*time.Second, func() bool { _, ok := f.q.has(p); return ok }, "file queued by polling")
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "fs.inotify.max_user_instances") || !strings.Contains(out, "polling inbox") {
+		t.Errorf("log does not say that events are unavailable and the inbox is polled:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func TestIneligibleNamesAndSymlinks(t *testing.T) {
