@@ -58,14 +58,7 @@ type opened struct {
 // (os.Root refuses), and the file itself must not be a symbolic link.
 // A vanished file gives an error wrapping fs.ErrNotExist.
 func (r Roots) Open(p Payload) (*opened, error) {
-	configured := false
-	for _, d := range r.dirs {
-		if d == p.Root {
-			configured = true
-			break
-		}
-	}
-	if !configured {
+	if !r.has(p.Root) {
 		return nil, fmt.Errorf("%w: root %q is not a configured inbox or allowed root", ErrOutsideRoots, p.Root)
 	}
 	root, err := os.OpenRoot(p.Root)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -234,6 +232,10 @@ back into an inbox and the watcher takes them again.`,
 					ids = append(ids, t.ID)
 				}
 			}
+			roots, err := worker.NewRoots(append(append([]string(nil), cfg.Inboxes...), cfg.AllowedRoots...)...)
+			if err != nil {
+				return err
+			}
 			retried, moved := 0, 0
 			for _, id := range ids {
 				t, err := q.Inspector.GetTaskInfo(cfg.Queue, id)
@@ -245,7 +247,7 @@ back into an inbox and the watcher takes them again.`,
 					continue
 				}
 				if p, err := worker.ParsePayload(t.Payload); err == nil {
-					if ok, err := restoreFailed(&cfg, p); err != nil {
+					if ok, err := roots.Restore(cfg.FailedDir, p); err != nil {
 						fmt.Fprintf(cmd.OutOrStdout(), "%s: cannot move %s back: %v\n", id, p.Path, err)
 					} else if ok {
 						moved++
@@ -263,44 +265,4 @@ back into an inbox and the watcher takes them again.`,
 	cmd.Flags().BoolVar(&all, "all", false, "retry every failed upload")
 	config.BindFlags(cmd.Flags())
 	return cmd
-}
-
-// restoreFailed moves the failed file of p back to its original path, found
-// by its sidecar (same SHA-256) at the relative path or a suffixed name.
-func restoreFailed(cfg *config.Config, p worker.Payload) (bool, error) {
-	if _, err := os.Lstat(p.Path); err == nil {
-		return false, nil // it is back already
-	}
-	ext := filepath.Ext(p.Rel)
-	stem := strings.TrimSuffix(p.Rel, ext)
-	for n := 0; n < 1000; n++ {
-		rel := p.Rel
-		if n > 0 {
-			rel = fmt.Sprintf("%s-%d%s", stem, n, ext)
-		}
-		file := filepath.Join(cfg.FailedDir, rel)
-		b, err := os.ReadFile(file + worker.FailedSuffix)
-		if err != nil {
-			if _, serr := os.Lstat(file); serr != nil {
-				return false, nil // no more candidates
-			}
-			continue
-		}
-		var sc struct {
-			SHA256 string `json:"sha256"`
-		}
-		if json.Unmarshal(b, &sc) != nil || sc.SHA256 != p.SHA256 {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p.Path), 0o755); err != nil {
-			return false, err
-		}
-		if err := os.Link(file, p.Path); err != nil {
-			return false, err
-		}
-		os.Remove(file)
-		os.Remove(file + worker.FailedSuffix)
-		return true, nil
-	}
-	return false, nil
 }
