@@ -281,8 +281,10 @@ func (h *Handler) upload(ctx context.Context, log zerolog.Logger, p Payload, o *
 			if err != nil {
 				log.Warn().Err(err).Msg("uploaded; the processing result could not be fetched")
 			}
-			h.o.Metrics.Duration.Observe(time.Since(start).Seconds())
+			took := time.Since(start)
+			h.o.Metrics.Duration.Observe(took.Seconds())
 			h.o.Metrics.Bytes.Add(float64(s.size))
+			log := log.With().Int(logging.FieldStatus, res.status).Int64(logging.FieldDuration, took.Milliseconds()).Logger()
 			return h.succeed(ctx, log, p, o, res, attempt)
 		}
 		if errors.Is(err, errFileChanged) {

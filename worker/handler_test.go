@@ -55,6 +55,22 @@ func TestUploadMovesToDoneWithSidecar(t *testing.T) {
 	if n := testutil.ToFloat64(e.handler.o.Metrics.Bytes); n != float64(p.Size) {
 		t.Errorf("bytes metric = %v, want %d", n, p.Size)
 	}
+	// The "uploaded" line carries the stable fields, natif's status and the
+	// upload's duration among them.
+	var line map[string]any
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(l, `"message":"uploaded"`) {
+			json.Unmarshal([]byte(l), &line)
+		}
+	}
+	for _, k := range []string{"file", "sha256", "task_id", "attempt", "status", "duration_ms", "document_id", "done"} {
+		if _, ok := line[k]; !ok {
+			t.Errorf("the uploaded log line lacks %q: %v", k, line)
+		}
+	}
+	if line["status"] != float64(201) {
+		t.Errorf("uploaded log line status = %v, want 201", line["status"])
+	}
 }
 
 // Each class of natif answer ends where the table says.
