@@ -74,3 +74,16 @@ func ClassifyError(err error) Class {
 	}
 	return Transient
 }
+
+// AccountHint says what an operator does about an account-level answer
+// (402, 403); empty for other statuses. It leads the pause's reason in the
+// log, /readyz and status.
+func AccountHint(status int) string {
+	switch status {
+	case http.StatusPaymentRequired:
+		return "natif's page quota of this plan is used up: raise the plan or wait for the next quota period; uploads resume by themselves at the next probe"
+	case http.StatusForbidden:
+		return "natif refuses uploads with these credentials: check that NATIF_SCOPES holds capturing_write and that the natif user or API key has the role to upload, then send SIGHUP"
+	}
+	return ""
+}

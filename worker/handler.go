@@ -306,7 +306,11 @@ func (h *Handler) upload(ctx context.Context, log zerolog.Logger, p Payload, o *
 		case Account:
 			h.o.Metrics.Retries.WithLabelValues("account").Inc()
 			if h.o.Pauser != nil {
-				h.o.Pauser.Trip(err.Error())
+				reason := err.Error()
+				if hint := AccountHint(status); hint != "" {
+					reason = hint + " (" + reason + ")"
+				}
+				h.o.Pauser.Trip(reason)
 			}
 			return &nonFailure{err: fmt.Errorf("%s%w", heldPrefix, err), after: time.Minute}
 		case RateLimited:

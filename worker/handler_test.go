@@ -132,6 +132,15 @@ func TestAnswerClasses(t *testing.T) {
 			if got := e.pauser.count() > 0; got != tt.wantPause {
 				t.Errorf("queue paused = %v, want %v", got, tt.wantPause)
 			}
+			if tt.wantPause {
+				e.pauser.mu.Lock()
+				reason := e.pauser.reasons[0]
+				e.pauser.mu.Unlock()
+				want := map[int]string{402: "raise the plan", 403: "NATIF_SCOPES"}[tt.status]
+				if !strings.Contains(reason, want) || !strings.Contains(reason, fmt.Sprintf("injected %d", tt.status)) {
+					t.Errorf("pause reason %q, want what to fix (%q) and natif's detail", reason, want)
+				}
+			}
 			if tt.wantNonFailure && IsFailure(err) {
 				t.Errorf("error %v counts as a failure; want a retry that spends nothing", err)
 			}
