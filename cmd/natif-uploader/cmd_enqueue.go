@@ -143,7 +143,7 @@ func (a *cli) waitFor(ctx context.Context, out io.Writer, q *app.Queue, cfg *con
 	for _, id := range ids {
 		pending[id] = true
 	}
-	var failed []string
+	var failed, gone []string
 	done := 0
 	var bar *progressbar.ProgressBar
 	if a.env.StderrIsTerminal {
@@ -177,11 +177,25 @@ func (a *cli) waitFor(ctx context.Context, out io.Writer, q *app.Queue, cfg *con
 			switch info.State {
 			case asynq.TaskStateCompleted:
 				delete(pending, id)
-				done++
+				// A completed task without a record in the shared (Redis)
+				// ledger uploaded nothing: its file vanished, or changed
+				// and was queued again under its new content. (The
+				// embedded queue's file ledger is read once at start, so
+				// this process cannot see the daemon's new records.)
+				p, perr := worker.ParsePayload(info.Payload)
+				_, shared := q.Ledger.(*worker.RedisLedger)
+				if rec, err := q.Ledger.Get(ctx, p.SHA256); shared && perr == nil && err == nil && rec == nil {
+					gone = append(gone, p.Path)
+				} else {
+					done++
+				}
 			case asynq.TaskStateArchived:
 				delete(pending, id)
 				p, _ := worker.ParsePayload(info.Payload)
 				failed = append(failed, fmt.Sprintf("%s: %s", p.Path, info.LastErr))
+				if bar != nil {
+					bar.Describe(fmt.Sprintf("uploading (%d failed)", len(failed)))
+				}
 			default:
 				continue
 			}
@@ -191,13 +205,20 @@ func (a *cli) waitFor(ctx context.Context, out io.Writer, q *app.Queue, cfg *con
 		}
 		if bar == nil && time.Since(lastLine) >= interval {
 			lastLine = time.Now()
-			log.Info().Int("uploaded", done).Int("failed", len(failed)).Int("waiting", len(pending)).Msg("progress")
+			log.Info().Int("uploaded", done).Int("failed", len(failed)).Int("vanished", len(gone)).Int("waiting", len(pending)).Msg("progress")
 		}
 	}
 	if bar != nil {
 		bar.Finish()
 	}
 	fmt.Fprintf(out, "uploaded %d, failed %d\n", done, len(failed))
+	if len(gone) > 0 {
+		sort.Strings(gone)
+		fmt.Fprintf(out, "not uploaded, the file vanished or changed after it was queued (a changed file is queued again under its new content): %d\n", len(gone))
+		for _, g := range gone {
+			fmt.Fprintln(out, "  not uploaded: "+g)
+		}
+	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
 		for _, f := range failed {
