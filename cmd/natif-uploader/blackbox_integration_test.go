@@ -48,12 +48,36 @@ type front struct {
 	sim    http.Handler
 	mu     sync.Mutex
 	refuse map[string]int // file name -> status to answer once
+	delay  time.Duration  // before each upload is read
+	busy   int            // uploads in flight
+}
+
+func (f *front) inflight() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.busy
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || r.URL.Path != "/documents/" {
 		f.sim.ServeHTTP(w, r)
 		return
+	}
+	f.mu.Lock()
+	f.busy++
+	delay := f.delay
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.busy--
+		f.mu.Unlock()
+	}()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
 	}
 	var buf bytes.Buffer
 	buf.ReadFrom(r.Body)
@@ -301,6 +325,39 @@ func TestRealSIGTERMLosesNothing(t *testing.T) {
 	for sha, c := range byContent {
 		if c != 1 {
 			t.Errorf("content %s uploaded %d times, want once", sha[:12], c)
+		}
+	}
+}
+
+// A second signal ends the daemon at once (exit 130), while its uploads are
+// still in flight; nothing is lost: the files are in the inbox or in done,
+// and a restart uploads the rest.
+func TestRealSecondSignalExitsAtOnce(t *testing.T) {
+	s := newSite(t, fakeapi.Options{})
+	s.front.mu.Lock()
+	s.front.delay = 6 * time.Second // longer than the second signal may take
+	s.front.mu.Unlock()
+	const n = 4
+	for i := range n {
+		s.write(fmt.Sprintf("slow%02d.pdf", i), doc(fmt.Sprint("slow", i)), true)
+	}
+	d := s.daemon(s.env, "run", "--concurrency", "4")
+	waitUntil(t, 30*time.Second, func() bool { return s.front.inflight() > 0 }, "an upload in flight")
+	d.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	d.Process.Signal(syscall.SIGTERM)
+	state, err := d.Process.Wait()
+	if err != nil || state.ExitCode() != 130 {
+		t.Fatalf("daemon after a second SIGTERM: %v, exit %d; want 130", err, state.ExitCode())
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the second signal took %v to end the daemon; want at once", took)
+	}
+	for i := range n {
+		name := fmt.Sprintf("slow%02d.pdf", i)
+		if !have(filepath.Join(s.inbox, name)) && !have(filepath.Join(s.done, name)) {
+			t.Errorf("%s is neither in the inbox nor in done", name)
 		}
 	}
 }
