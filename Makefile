@@ -11,7 +11,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Packages that hold tests tagged integration.
 INTEGRATION_PKGS = $(shell grep -rl --include='*_test.go' '^//go:build integration' . | xargs -r -n1 dirname | sort -u)
 
-.PHONY: all build test test-integration test-e2e fuzz vet lint staticcheck fmt-check demo demo-curl fake-api run bench clean
+.PHONY: all build test test-integration test-e2e fuzz vet lint staticcheck fmt-check demo demo-curl fake-api run bench bench-quick bench-go clean
 
 # staticcheck, pinned; `go run` fetches it from the module proxy on first use.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -24,6 +24,7 @@ build:
 ## test: every test that needs no outside service, with the race detector.
 test:
 	$(GO) test -race -count=1 ./...
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 ## test-integration: the tests tagged integration (their names hold "Real"),
 ## against private redis-server processes the test harness starts on free
@@ -86,8 +87,22 @@ fake-api: build
 clean:
 	rm -rf bin
 
-## bench: the benchmarks, against a private redis-server and the simulator on loopback.
+## bench: the whole benchmark of issue 8 (bench/, a module of its own): the pipeline
+## against a bare uploader and curl, per-file cost, latency, memory, backlog, token
+## manager, scaling; writes bench/RESULTS.md and bench/throughput.png. About 15
+## minutes on 2 cores, against a private redis-server and the simulator on loopback.
 bench:
 	@command -v redis-server >/dev/null 2>&1 || { echo "make bench: redis-server not found on PATH; install it (Debian: apt-get install redis-server)" >&2; exit 1; }
+	@command -v curl >/dev/null 2>&1 || { echo "make bench: curl not found on PATH; install it (Debian: apt-get install curl)" >&2; exit 1; }
+	cd bench && $(GO) run .
+
+## bench-quick: the same at small sizes (a minute or two); output in bench/out/.
+bench-quick:
+	@command -v redis-server >/dev/null 2>&1 || { echo "make bench-quick: redis-server not found on PATH; install it (Debian: apt-get install redis-server)" >&2; exit 1; }
+	cd bench && $(GO) run . -quick
+
+## bench-go: the Go benchmarks of the packages (token fast path, watcher backlog, detection latency).
+bench-go:
+	@command -v redis-server >/dev/null 2>&1 || { echo "make bench-go: redis-server not found on PATH; install it (Debian: apt-get install redis-server)" >&2; exit 1; }
 	$(GO) test -run XXX -bench TokenFastPath -benchmem -benchtime 2s ./auth/
 	$(GO) test -tags integration -run XXX -bench . -benchtime 1x ./watcher/
