@@ -239,9 +239,13 @@ func TestUnknownRefreshOutcomeBurnsToken(t *testing.T) {
 			w.Header().Set("Retry-After", "3")
 			http.Error(w, "slow down", http.StatusTooManyRequests)
 		}, true},
+		{"timeout after the request was written", func(rc *recorder, w http.ResponseWriter, r *http.Request) {
+			rc.commit(r)
+			<-r.Context().Done() // no answer until the client gives up
+		}, true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			h := setup(t, fakeapi.Options{}, nil)
+			h := setup(t, fakeapi.Options{}, func(o *Options) { o.RequestTimeout = 300 * time.Millisecond })
 			h.token()
 			h.clock.Advance(301 * time.Second)
 			h.rec.setTokenHook(once("refresh_token", 1, func(w http.ResponseWriter, r *http.Request, _ url.Values) {
