@@ -1,7 +1,7 @@
 // Command bench measures natif-uploader end to end on this machine, against a private
 // redis-server and the natif simulator on loopback, and writes RESULTS.md and throughput.png.
 //
-//	cd bench && go run .            # the sizes (about 15 minutes on 2 cores)
+//	cd bench && go run .            # the sizes (about 6 minutes on 2 cores; make bench)
 //	cd bench && go run . -quick     # small sizes, output in bench/out/
 //	cd bench && go run . -only throughput,latency
 //
