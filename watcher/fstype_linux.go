@@ -2,7 +2,13 @@
 
 package watcher
 
-import "golang.org/x/sys/unix"
+import (
+	"io/fs"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // Magic numbers of file systems where inotify sees no changes made by other
 // machines (statfs(2)).
@@ -22,4 +28,14 @@ func remoteFS(dir string) string {
 		return ""
 	}
 	return networkFS[int64(st.Type)]
+}
+
+// ctimeOf is the file's status-change time: set by the kernel on every
+// write, rename and time change, so a copy tool that preserves the source's
+// mtime cannot make a file still being written look old.
+func ctimeOf(fi fs.FileInfo) time.Time {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return time.Time{}
 }

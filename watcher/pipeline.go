@@ -89,6 +89,35 @@ type file struct {
 	root, rel, path string
 	size            int64
 	mtime           time.Time
+	ctime           time.Time // status change (ctimeOf); zero where unknown
+}
+
+// unchanged reports whether fi still shows the size, mtime and ctime of f.
+func (f *file) unchanged(fi fs.FileInfo) bool {
+	return fi.Size() == f.size && fi.ModTime().Equal(f.mtime) && ctimeOf(fi).Equal(f.ctime)
+}
+
+// record takes size, mtime and ctime from fi.
+func (f *file) record(fi fs.FileInfo) {
+	f.size, f.mtime, f.ctime = fi.Size(), fi.ModTime(), ctimeOf(fi)
+}
+
+// lastChange is the later of the recorded mtime and ctime.
+func (f *file) lastChange() time.Time {
+	if f.ctime.After(f.mtime) {
+		return f.ctime
+	}
+	return f.mtime
+}
+
+// lastChange is the later of fi's mtime and ctime: when the file was last
+// written, renamed or had its times set. A copy that keeps the source's
+// old mtime still shows a recent ctime while it is written.
+func lastChange(fi fs.FileInfo) time.Time {
+	if c := ctimeOf(fi); c.After(fi.ModTime()) {
+		return c
+	}
+	return fi.ModTime()
 }
 
 // judge looks at a stable file: empty, too large, unsupported, incomplete or

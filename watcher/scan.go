@@ -169,8 +169,9 @@ func Scan(ctx context.Context, o Options, paths []string, onQueued func(worker.P
 			if err != nil {
 				return nil
 			}
-			f := file{root: s.root, rel: rel, path: path, size: fi.Size(), mtime: fi.ModTime()}
-			if now.Sub(fi.ModTime()) < o.Settle {
+			f := file{root: s.root, rel: rel, path: path}
+			f.record(fi)
+			if now.Sub(lastChange(fi)) < o.Settle {
 				late.Lock()
 				recent = append(recent, f)
 				late.Unlock()
@@ -198,7 +199,7 @@ func Scan(ctx context.Context, o Options, paths []string, onQueued func(worker.P
 			if err != nil {
 				continue
 			}
-			if fi.Size() != f.size || !fi.ModTime().Equal(f.mtime) {
+			if !f.unchanged(fi) {
 				atomic.AddInt64(&sum.Waiting, 1)
 				continue
 			}
@@ -222,13 +223,13 @@ func (o *Options) scanOne(ctx context.Context, f file) (Outcome, worker.Payload,
 	case Unsupported:
 		return Failed, worker.Payload{}, o.fail(f, reason)
 	case Unreadable:
-		if time.Since(f.mtime) >= o.IncompleteTimeout {
+		if time.Since(f.lastChange()) >= o.IncompleteTimeout {
 			return Failed, worker.Payload{}, o.fail(f, reason+", and it has not changed for NATIF_INCOMPLETE_TIMEOUT ("+o.IncompleteTimeout.String()+")")
 		}
 		o.Logger.Warn().Str(logging.FieldFile, f.path).Str("reason", reason).Msg("cannot read the file: left for a later run")
 		return Waiting, worker.Payload{}, nil
 	case Incomplete:
-		if time.Since(f.mtime) >= o.IncompleteTimeout {
+		if time.Since(f.lastChange()) >= o.IncompleteTimeout {
 			return Failed, worker.Payload{}, o.fail(f, "incomplete file: its end marker is missing and it has not changed for NATIF_INCOMPLETE_TIMEOUT ("+o.IncompleteTimeout.String()+")")
 		}
 		o.Logger.Info().Str(logging.FieldFile, f.path).Msg("end marker missing: left for a later run")

@@ -169,7 +169,8 @@ func TestScanLeavesStillChangingAndIncompleteFiles(t *testing.T) {
 		t.Errorf("summary %+v, want both files left waiting", sum)
 	}
 	o := f.opts
-	o.IncompleteTimeout = 5 * time.Minute
+	o.IncompleteTimeout = 200 * time.Millisecond // its old mtime does not count: its ctime is recent
+	time.Sleep(250 * time.Millisecond)
 	sum, _ = Scan(context.Background(), o, []string{trunc}, nil)
 	if sum.Failed != 1 {
 		t.Errorf("incomplete for longer than the timeout: %+v, want failed", sum)
@@ -177,6 +178,43 @@ func TestScanLeavesStillChangingAndIncompleteFiles(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(f.failed, "trunc.pdf") + worker.FailedSuffix)
 	if !strings.Contains(string(b), "incomplete file") {
 		t.Errorf("sidecar %s", b)
+	}
+}
+
+// A copy that keeps its source's old mtime (robocopy, cp -p, rsync -t) is
+// still being written: its recent ctime holds it back for the settle time,
+// and a file that grows meanwhile is left for a later run, not queued with
+// half its content.
+func TestScanOldMtimeStillWritten(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Settle = 400 * time.Millisecond })
+	old := time.Now().Add(-24 * time.Hour)
+	tiff := append([]byte("II*\x00"), make([]byte, 4096)...) // TIFF has no end marker to wait for
+	path := f.write("copied.tif", tiff)
+	os.Chtimes(path, old, old)
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		fh, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		fh.Write(make([]byte, 4096))
+		fh.Close()
+		os.Chtimes(path, old, old) // the copy tool sets the source's times again
+	}()
+	start := time.Now()
+	sum, err := Scan(context.Background(), f.opts, []string{f.inbox}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Queued != 0 || sum.Waiting != 1 {
+		t.Errorf("summary %+v, want the file left waiting, not queued half-written", sum)
+	}
+	if took := time.Since(start); took < f.opts.Settle {
+		t.Errorf("scan took %v: the file with an old mtime was not given the settle time", took)
+	}
+	// Once quiet, it is queued whole.
+	time.Sleep(f.opts.Settle)
+	sum, _ = Scan(context.Background(), f.opts, []string{f.inbox}, nil)
+	p, ok := f.q.has(path)
+	if sum.Queued != 1 || !ok || p.Size != 8196 {
+		t.Errorf("second scan %+v, payload %+v; want it queued with all 8196 bytes", sum, p)
 	}
 }
 

@@ -294,8 +294,9 @@ func (w *Watcher) tick(now time.Time) {
 			delete(w.known, path)
 			continue
 		}
-		if fi.Size() != e.size || !fi.ModTime().Equal(e.mtime) {
-			e.size, e.mtime, e.due, e.st = fi.Size(), fi.ModTime(), now.Add(w.o.Settle), stSettling
+		if !e.unchanged(fi) {
+			e.record(fi)
+			e.due, e.st = now.Add(w.o.Settle), stSettling
 			e.incompleteSince = time.Time{}
 			continue
 		}
@@ -343,12 +344,12 @@ func (w *Watcher) see(in *inbox, path string, fi fs.FileInfo, now time.Time, fre
 		return
 	}
 	e := w.known[path]
-	if e != nil && !fresh && e.size == fi.Size() && e.mtime.Equal(fi.ModTime()) {
+	if e != nil && !fresh && e.unchanged(fi) {
 		e.gen = w.scanGen
 		return // known and unchanged: no second look, no hashing
 	}
 	due := now.Add(w.o.Settle)
-	if !fresh && now.Sub(fi.ModTime()) >= w.o.Settle {
+	if !fresh && now.Sub(lastChange(fi)) >= w.o.Settle {
 		// Quiet for long already (a backlog at start): the second look
 		// comes soon, not a whole settle time later.
 		due = now.Add(min(w.o.Settle, 500*time.Millisecond))
@@ -361,7 +362,8 @@ func (w *Watcher) see(in *inbox, path string, fi fs.FileInfo, now time.Time, fre
 		e.gen = w.scanGen
 		return // the hasher checks the size it read against what it expected
 	}
-	e.size, e.mtime, e.due, e.st, e.gen = fi.Size(), fi.ModTime(), due, stSettling, w.scanGen
+	e.record(fi)
+	e.due, e.st, e.gen = due, stSettling, w.scanGen
 	e.incompleteSince = time.Time{}
 	w.settling[path] = e
 }

@@ -99,10 +99,22 @@ func IsFailure(err error) bool {
 	return err != nil && !errors.As(err, &nf)
 }
 
-// RetryDelay is asynq's Config.RetryDelayFunc: the wait a rate limit asked
-// for, else exponential from 30 s, doubling, capped at 15 minutes, with ±25 %
+// LeaseExpiredRetry is the wait of a task whose lease expired: the process
+// that held it was killed, or lost Redis while it took the task (a Redis
+// restart between the dequeue and its answer). Nothing is wrong with natif,
+// so there is no reason to back off; whether the upload happened is for the
+// ledger to say. asynq finds such tasks only after the lease (30 s) and its
+// recoverer's next run (up to a minute); the exponential delay after that
+// doubled the wait (measured: 163 s for the last file of a Redis restart).
+const LeaseExpiredRetry = 5 * time.Second
+
+// RetryDelay is asynq's Config.RetryDelayFunc: 5 s after a lease expiry,
+// the wait a rate limit asked for, else exponential from 30 s, doubling, capped at 15 minutes, with ±25 %
 // jitter (12 retries span about two and a half hours).
 func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if errors.Is(err, asynq.ErrLeaseExpired) {
+		return LeaseExpiredRetry
+	}
 	var nf *nonFailure
 	if errors.As(err, &nf) {
 		if nf.after > 0 {

@@ -34,6 +34,12 @@ func TestRetryDelay(t *testing.T) {
 	if d := RetryDelay(3, &nonFailure{err: errors.New("429"), after: 7 * time.Second}, task); d != 7*time.Second {
 		t.Errorf("rate-limited retry waits %v, want the 7s natif asked for", d)
 	}
+	if d := RetryDelay(4, asynq.ErrLeaseExpired, task); d != LeaseExpiredRetry {
+		t.Errorf("a task whose lease expired waits %v, want %v: its worker is gone, not natif in trouble", d, LeaseExpiredRetry)
+	}
+	if !IsFailure(asynq.ErrLeaseExpired) {
+		t.Errorf("a lease expiry must spend a retry, or a file that kills its worker would loop forever")
+	}
 	if IsFailure(&nonFailure{err: errors.New("429")}) || !IsFailure(errors.New("503")) || IsFailure(nil) {
 		t.Errorf("IsFailure: rate limits and pauses must not count, errors must")
 	}
