@@ -280,9 +280,20 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 		if err != nil {
 			return "", err
 		}
+		if testHookBeforeClaim != nil {
+			testHookBeforeClaim()
+		}
 		if ok, err := claimSidecar(side, data, sha); err != nil {
 			return "", err
 		} else if !ok {
+			// The name is taken now. By this very file, when the other
+			// archiver moved it there since the look above: then it is
+			// done, and the next name must not get a copy of it.
+			if o != nil && !o.stillThere() {
+				if at, ok := o.archivedIn(dir, rel); ok {
+					return at, nil
+				}
+			}
 			continue
 		}
 		if err := src.moveTo(final); err != nil {
@@ -312,6 +323,10 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 	}
 	return "", fmt.Errorf("%s: more than %d files of that name", first, maxClash)
 }
+
+// testHookBeforeClaim runs, when a test sets it, between archive's look at
+// a name and its claim of the sidecar: where another archiver's move races.
+var testHookBeforeClaim func()
 
 // processStart is when this process started: a temporary file older than it
 // was left by a process that is gone.

@@ -560,11 +560,13 @@ func TestBadBase64Name(t *testing.T) {
 // ("invoice-1.pdf", a file nobody wrote).
 func TestWatcherArchivesFirst(t *testing.T) {
 	for _, tc := range []struct {
-		desc  string
-		clash bool // done already holds another file of that name
+		desc   string
+		clash  bool // done already holds another file of that name
+		during bool // the watcher moves it between the worker's look at the name and its claim
 	}{
 		{desc: "free name"},
 		{desc: "name taken by another file", clash: true},
+		{desc: "watcher moves it after the worker looked at the name", during: true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newEnv(t, fakeapi.Options{}, nil)
@@ -580,9 +582,21 @@ func TestWatcherArchivesFirst(t *testing.T) {
 			}
 			defer o.Close()
 			rec := &Record{SHA256: p.SHA256, DocumentID: "doc-1"}
-			byWatcher, err := ArchiveDone(p.Path, e.done, p, rec)
-			if err != nil {
-				t.Fatalf("the watcher's ArchiveDone: %v", err)
+			var byWatcher string
+			watcher := func() {
+				byWatcher, err = ArchiveDone(p.Path, e.done, p, rec)
+				if err != nil {
+					t.Errorf("the watcher's ArchiveDone: %v", err)
+				}
+			}
+			if tc.during {
+				testHookBeforeClaim = func() {
+					testHookBeforeClaim = nil // once; the watcher's own archive passes here too
+					watcher()
+				}
+				t.Cleanup(func() { testHookBeforeClaim = nil })
+			} else {
+				watcher()
 			}
 			got, err := archive(o, e.done, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
 				return []byte(`{"sha256":"` + p.SHA256 + `"}`), nil
