@@ -280,8 +280,8 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 		if err != nil {
 			return "", err
 		}
-		if testHookBeforeClaim != nil {
-			testHookBeforeClaim()
+		if testHook != nil {
+			testHook("claim")
 		}
 		if ok, err := claimSidecar(side, data, sha); err != nil {
 			return "", err
@@ -296,6 +296,9 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 			}
 			continue
 		}
+		if testHook != nil {
+			testHook("move")
+		}
 		if err := src.moveTo(final); err != nil {
 			if o != nil {
 				if at, ok := o.archivedIn(dir, rel); ok {
@@ -308,7 +311,13 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 					return at, nil
 				}
 			}
-			os.Remove(side)
+			// The sidecar is ours to remove only while no file holds the
+			// name: every archiver claims the sidecar before it moves, so
+			// a file there now (another archiver's move of this content,
+			// which took our claim over) owns it.
+			if _, lerr := os.Lstat(final); lerr != nil {
+				os.Remove(side)
+			}
 			if errors.Is(err, os.ErrExist) {
 				continue // someone took the name between the check and the move
 			}
@@ -324,9 +333,10 @@ func archive(src source, dir, rel, suffix, sha string, sidecar func(final string
 	return "", fmt.Errorf("%s: more than %d files of that name", first, maxClash)
 }
 
-// testHookBeforeClaim runs, when a test sets it, between archive's look at
-// a name and its claim of the sidecar: where another archiver's move races.
-var testHookBeforeClaim func()
+// testHook runs, when a test sets it, where another archiver's move races
+// with archive: "claim" after the look at a name and before the sidecar's
+// claim, "move" after the claim and before the move.
+var testHook func(stage string)
 
 // processStart is when this process started: a temporary file older than it
 // was left by a process that is gone.

@@ -561,12 +561,13 @@ func TestBadBase64Name(t *testing.T) {
 func TestWatcherArchivesFirst(t *testing.T) {
 	for _, tc := range []struct {
 		desc   string
-		clash  bool // done already holds another file of that name
-		during bool // the watcher moves it between the worker's look at the name and its claim
+		clash  bool   // done already holds another file of that name
+		during string // the watcher archives it when the worker reaches this stage
 	}{
 		{desc: "free name"},
 		{desc: "name taken by another file", clash: true},
-		{desc: "watcher moves it after the worker looked at the name", during: true},
+		{desc: "watcher moves it after the worker looked at the name", during: "claim"},
+		{desc: "watcher moves it after the worker claimed the sidecar", during: "move"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newEnv(t, fakeapi.Options{}, nil)
@@ -589,12 +590,14 @@ func TestWatcherArchivesFirst(t *testing.T) {
 					t.Errorf("the watcher's ArchiveDone: %v", err)
 				}
 			}
-			if tc.during {
-				testHookBeforeClaim = func() {
-					testHookBeforeClaim = nil // once; the watcher's own archive passes here too
-					watcher()
+			if tc.during != "" {
+				testHook = func(stage string) {
+					if stage == tc.during {
+						testHook = nil // once; the watcher's own archive passes here too
+						watcher()
+					}
 				}
-				t.Cleanup(func() { testHookBeforeClaim = nil })
+				t.Cleanup(func() { testHook = nil })
 			} else {
 				watcher()
 			}
@@ -622,6 +625,51 @@ func TestWatcherArchivesFirst(t *testing.T) {
 				t.Fatalf("the archived file lost its sidecar: %v", err)
 			}
 		})
+	}
+}
+
+// The mirror race: the worker archives the file while the watcher's
+// duplicate path is between its sidecar claim and its move. The watcher's
+// move then fails (the file is gone from the inbox), and it must not remove
+// the sidecar, which now belongs to the worker's archived file.
+func TestWorkerArchivesDuringWatcherMove(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{}, nil)
+	p := e.drop("a/invoice.pdf", pdf(1, "mirror race"))
+	o, err := e.handler.o.Roots.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	var byWorker string
+	testHook = func(stage string) {
+		if stage == "move" {
+			testHook = nil
+			byWorker, err = archive(o, e.done, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
+				return []byte(`{"sha256":"` + p.SHA256 + `","by":"worker"}`), nil
+			})
+			if err != nil {
+				t.Errorf("worker's archive: %v", err)
+			}
+		}
+	}
+	t.Cleanup(func() { testHook = nil })
+	if _, err := ArchiveDone(p.Path, e.done, p, &Record{SHA256: p.SHA256, DocumentID: "doc-1"}); err == nil {
+		t.Errorf("the watcher's ArchiveDone succeeded for a file the worker had moved")
+	}
+	want := filepath.Join(e.done, "a", "invoice.pdf")
+	if byWorker != want {
+		t.Fatalf("worker archived to %q, want %q", byWorker, want)
+	}
+	if _, err := os.Stat(want + DoneSuffix); err != nil {
+		t.Errorf("the archived file lost its sidecar to the watcher's failed move: %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(e.done, "a"))
+	if len(ents) != 2 {
+		var names []string
+		for _, d := range ents {
+			names = append(names, d.Name())
+		}
+		t.Errorf("done/a holds %q; want the file and its sidecar", names)
 	}
 }
 
