@@ -17,7 +17,8 @@ import (
 // TestFaultStormAndSecrets runs `run` (with Redis) through a fault storm:
 // 3 s access tokens, 15 s refresh tokens, 10 % 5xx, 5 % 429 with
 // Retry-After, 5 % lost refresh responses, every session killed every 10 s,
-// 2 % dropped upload connections, while files arrive for 30 s. Every file
+// 2 % dropped upload connections, 2 % uploads stored with their answer lost,
+// while files arrive for 30 s. Every file
 // must be uploaded, no refresh token reuse detected, and every password grant
 // after the first explained by a killed session, a lost refresh or a refresh
 // the simulator consumed and answered 5xx (a burned token).
@@ -45,6 +46,7 @@ func TestFaultStormAndSecrets(t *testing.T) {
 			LoseRefreshRate:   0.05,
 			KillSessionsEvery: 10 * time.Second,
 			DropRate:          0.02,
+			LoseUploadRate:    0.02,
 		},
 	}})
 	d := s.start(s.with(fmt.Sprintf("NATIF_CONCURRENCY=%d", concurrency)), "run")
@@ -92,8 +94,11 @@ func TestFaultStormAndSecrets(t *testing.T) {
 
 	s.checkAllDone(want)
 	dups := s.uploadCheck(want)
-	if dups != 0 {
-		t.Errorf("%d duplicate uploads: no fault of this storm stores a document without answering", dups)
+	// An upload natif stored but whose answer was lost is retried, and
+	// natif has no way to tell a retry from a new upload: each lost answer
+	// may cost one more copy, and nothing else may.
+	if dups > int(st.LostUploads) {
+		t.Errorf("%d duplicate uploads; at most %d, one per upload stored with its answer lost", dups, st.LostUploads)
 	}
 	if st.ReuseDetections != 0 {
 		t.Errorf("natif detected %d refresh-token reuses", st.ReuseDetections)
@@ -113,13 +118,13 @@ func TestFaultStormAndSecrets(t *testing.T) {
 		t.Errorf("%d password grants; at most %d = 1 + %d sessions killed + %d lost refreshes + %d refreshes answered 5xx",
 			st.PasswordGrantsOK, bound, st.SessionsKilled, st.LostRefreshes, burned)
 	}
-	if st.SessionsKilled == 0 || st.LostRefreshes == 0 || st.Refreshes == 0 || st.DroppedConnections == 0 || st.RateLimited == 0 || st.ServerErrors == 0 {
+	if st.SessionsKilled == 0 || st.LostRefreshes == 0 || st.Refreshes == 0 || st.DroppedConnections == 0 || st.LostUploads == 0 || st.RateLimited == 0 || st.ServerErrors == 0 {
 		t.Errorf("the storm did not exercise every fault: %s", s.statsLine())
 	}
 	if code := d.stop(20 * time.Second); code != 0 {
 		t.Errorf("the daemon did not stop cleanly on SIGTERM: exit %d\n%s", code, d.logTail(20))
 	}
-	figures(t, "files", len(want), "uploads", st.Uploads, "duplicates", dups, "reuse_detections", st.ReuseDetections,
+	figures(t, "files", len(want), "uploads", st.Uploads, "duplicates", dups, "lost_uploads", st.LostUploads, "reuse_detections", st.ReuseDetections,
 		"password_grants", st.PasswordGrantsOK, "grant_bound_issue", 1+st.SessionsKilled+st.LostRefreshes, "grant_bound_burned", bound,
 		"sessions_killed", st.SessionsKilled, "lost_refreshes", st.LostRefreshes, "refresh_5xx", burned,
 		"refreshes", st.Refreshes, "server_errors", st.ServerErrors, "rate_limited", st.RateLimited,

@@ -359,6 +359,13 @@ func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	d := s.accept(p, up, "", nil)
+	if s.chance(s.Faults().LoseUploadRate) {
+		// Stored, and then the answer is lost: the lost-response case of uploads.
+		s.stats.lostUploads.Add(1)
+		s.log.Info().Str("uuid", d.id).Msg("upload: stored, then the connection dropped (injected)")
+		dropConnection(w)
+		return
+	}
 	v := s.view(d)
 	// natif processes asynchronously: the upload answer is always pending, even when the
 	// document will be ready by the first GET.

@@ -581,6 +581,26 @@ func TestDroppedUpload(t *testing.T) {
 	}
 }
 
+// A lost upload is stored (the content counts as uploaded) and answered with a dropped
+// connection; the retry stores the same content a second time, as natif would.
+func TestLostUpload(t *testing.T) {
+	t.Parallel()
+	e := setup(t, Options{Faults: Faults{LoseUploadRate: 1}})
+	content := append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("lost"), 1000)...)
+	for try := 1; try <= 2; try++ {
+		resp, err := e.client.Do(e.uploadRequest("/documents/", apiKey, filePart("a.pdf", content)))
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("upload %d with LoseUploadRate 1: got status %d, want a transport error (no answer)", try, resp.StatusCode)
+		}
+	}
+	st := e.srv.Stats()
+	sum := sha256.Sum256(content)
+	if st.LostUploads != 2 || st.Uploads != 2 || st.UploadsBySHA256[hex.EncodeToString(sum[:])] != 2 {
+		t.Errorf("stats: got lost=%d uploads=%d by_sha=%v, want 2, 2 and this content twice", st.LostUploads, st.Uploads, st.UploadsBySHA256)
+	}
+}
+
 // TestLargeUploadStreams sends 20 MB, produced while it is sent, and checks the server's hash
 // of it. It is not a memory measurement (those are flaky); it proves the streaming path hashes
 // every byte of a large multi-read upload.

@@ -100,6 +100,10 @@ type Faults struct {
 	// DropRate is the share of upload requests whose connection is closed with no answer,
 	// after part of the body was read and before the document is stored.
 	DropRate float64
+	// LoseUploadRate is the share of uploads that are stored (a document exists, the
+	// content counts as uploaded) and then answered by closing the connection: the
+	// client cannot know natif has it, so its retry uploads the same content again.
+	LoseUploadRate float64
 	// LoseRefreshRate is the share of refresh grants that are committed (old refresh token
 	// consumed, new pair created) and then answered by closing the connection: the lost response.
 	LoseRefreshRate float64
@@ -117,6 +121,7 @@ type faultsJSON struct {
 	ServerErrorRate   float64 `json:"server_error_rate"`
 	RateLimitRate     float64 `json:"rate_limit_rate"`
 	DropRate          float64 `json:"drop_rate"`
+	LoseUploadRate    float64 `json:"lose_upload_rate"`
 	LoseRefreshRate   float64 `json:"lose_refresh_rate"`
 	KillSessionsEvery string  `json:"kill_sessions_every"`
 	QuotaExhausted    bool    `json:"quota_exhausted"`
@@ -129,6 +134,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		ServerErrorRate:   f.ServerErrorRate,
 		RateLimitRate:     f.RateLimitRate,
 		DropRate:          f.DropRate,
+		LoseUploadRate:    f.LoseUploadRate,
 		LoseRefreshRate:   f.LoseRefreshRate,
 		KillSessionsEvery: f.KillSessionsEvery.String(),
 		QuotaExhausted:    f.QuotaExhausted,
@@ -156,6 +162,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	out.ServerErrorRate = j.ServerErrorRate
 	out.RateLimitRate = j.RateLimitRate
 	out.DropRate = j.DropRate
+	out.LoseUploadRate = j.LoseUploadRate
 	out.LoseRefreshRate = j.LoseRefreshRate
 	out.QuotaExhausted = j.QuotaExhausted
 	*f = out
@@ -186,6 +193,7 @@ func (f Faults) Validate() error {
 		{"ServerErrorRate", f.ServerErrorRate},
 		{"RateLimitRate", f.RateLimitRate},
 		{"DropRate", f.DropRate},
+		{"LoseUploadRate", f.LoseUploadRate},
 		{"LoseRefreshRate", f.LoseRefreshRate},
 	}
 	for _, r := range rates {
@@ -331,6 +339,7 @@ func BindFlags(fs *flag.FlagSet, o *Options) {
 	fs.Float64Var(&o.Faults.ServerErrorRate, "server-error-rate", o.Faults.ServerErrorRate, "fault: share of API and token requests answered 503")
 	fs.Float64Var(&o.Faults.RateLimitRate, "rate-limit-rate", o.Faults.RateLimitRate, "fault: share of API requests answered 429")
 	fs.Float64Var(&o.Faults.DropRate, "drop-rate", o.Faults.DropRate, "fault: share of uploads whose connection is dropped")
+	fs.Float64Var(&o.Faults.LoseUploadRate, "lose-upload-rate", o.Faults.LoseUploadRate, "fault: share of uploads stored and then dropped with no answer")
 	fs.Float64Var(&o.Faults.LoseRefreshRate, "lose-refresh-rate", o.Faults.LoseRefreshRate, "fault: share of refreshes committed and then dropped")
 	fs.DurationVar(&o.Faults.KillSessionsEvery, "kill-sessions-every", o.Faults.KillSessionsEvery, "fault: kill every live session this often (0 = never)")
 	fs.BoolVar(&o.Faults.QuotaExhausted, "quota-exhausted", o.Faults.QuotaExhausted, "fault: uploads answer 402")

@@ -46,6 +46,8 @@ type Stats struct {
 	ServerErrors int64 `json:"server_errors"`
 	// DroppedConnections counts uploads whose connection was closed with no answer.
 	DroppedConnections int64 `json:"dropped_connections"`
+	// LostUploads counts uploads stored and then answered by closing the connection.
+	LostUploads int64 `json:"lost_uploads"`
 	// LostRefreshes counts refreshes committed and then answered by closing the connection.
 	LostRefreshes int64 `json:"lost_refreshes"`
 	// Uploads counts documents accepted (201 from /documents/, 201 or 202 from /processing).
@@ -67,6 +69,7 @@ type counters struct {
 	apiRequests, unauthorized, forbidden          atomic.Int64
 	rateLimited, quotaRejected, serverErrors      atomic.Int64
 	droppedConnections, lostRefreshes             atomic.Int64
+	lostUploads                                   atomic.Int64
 	uploads, bytesReceived                        atomic.Int64
 
 	shaMu sync.Mutex
@@ -122,6 +125,7 @@ func (c *counters) snapshot() Stats {
 		QuotaRejected:        c.quotaRejected.Load(),
 		ServerErrors:         c.serverErrors.Load(),
 		DroppedConnections:   c.droppedConnections.Load(),
+		LostUploads:          c.lostUploads.Load(),
 		LostRefreshes:        c.lostRefreshes.Load(),
 		Uploads:              c.uploads.Load(),
 		UploadsBySHA256:      by,
