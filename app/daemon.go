@@ -111,7 +111,8 @@ func Run(ctx context.Context, cfg config.Config, roles Roles, o Options) error {
 			Settle: cfg.Settle, MaxFileSize: cfg.MaxFileSize, Mode: cfg.WatchMode, PollInterval: cfg.PollInterval,
 			RescanInterval: cfg.RescanInterval, IncompleteTimeout: cfg.IncompleteTimeout,
 			Filter:   watcher.Filter{Include: cfg.Include, Exclude: cfg.Exclude},
-			Enqueuer: q.Enqueuer(&d.cfg), Ledger: q.Ledger, Logger: logging.Component(o.Logger, "watcher"),
+			Enqueuer: q.Enqueuer(&d.cfg), Ledger: q.Ledger, Failures: worker.NewFailureLog(q.Redis, cfg.Queue),
+			Logger: logging.Component(o.Logger, "watcher"),
 		})
 		wg.Add(1)
 		go func() {

@@ -45,6 +45,11 @@ type Options struct {
 	Filter            Filter
 	Enqueuer          Enqueuer
 	Ledger            worker.Ledger
+	// Failures, when set, is told of each file failed before it was
+	// queued, so that `status` lists it with the upload failures.
+	Failures interface {
+		Record(ctx context.Context, f worker.Failure) error
+	}
 	// Hashers is how many files are hashed and queued at once (default 4).
 	Hashers int
 	Logger  zerolog.Logger
@@ -244,5 +249,12 @@ func (o *Options) fail(f file, reason string) error {
 		return fmt.Errorf("move to failed: %w", err)
 	}
 	o.Logger.Warn().Str(logging.FieldFile, f.path).Str("reason", reason).Str("failed", final).Msg("file failed without an upload")
+	if o.Failures != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := o.Failures.Record(ctx, worker.Failure{File: f.path, Reason: reason, FailedAt: time.Now().UTC()}); err != nil {
+			o.Logger.Warn().Err(err).Str(logging.FieldFile, f.path).Msg("the failure could not be recorded for status (the file and its .error.json are in the failed folder)")
+		}
+	}
 	return nil
 }

@@ -251,6 +251,7 @@ func TestRealEnqueueWaitStatusRetry(t *testing.T) {
 	var st struct {
 		Archived int `json:"archived"`
 		Failures []struct {
+			TaskID string `json:"task_id"`
 			File   string `json:"file"`
 			Reason string `json:"reason"`
 		} `json:"recent_failures"`
@@ -259,8 +260,16 @@ func TestRealEnqueueWaitStatusRetry(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
 		t.Fatalf("status --json: exit %d, %v\n%s", code, err, out)
 	}
-	if st.Archived != 1 || len(st.Failures) != 1 || !strings.Contains(st.Failures[0].Reason, "refused by the test") || st.Workers != 4 {
-		t.Errorf("status = %+v, want one archived failure with natif's reason and 4 workers", st)
+	// Both failures are listed: the upload natif refused (an archived task)
+	// and the file that failed before it was queued (no task).
+	reasons := map[string]string{}
+	for _, f := range st.Failures {
+		reasons[filepath.Base(f.File)] = f.TaskID + " | " + f.Reason
+	}
+	if st.Archived != 1 || len(st.Failures) != 2 || st.Workers != 4 ||
+		!strings.Contains(reasons["refused.pdf"], "refused by the test") || !strings.HasPrefix(reasons["refused.pdf"], "sha256:") ||
+		!strings.HasPrefix(reasons["notes.pdf"], " | unsupported file type") {
+		t.Errorf("status = %+v, want one archived failure with natif's reason and its task, the unsupported file without one, and 4 workers", st)
 	}
 
 	// retry brings the refused file back; natif takes it this time.

@@ -106,7 +106,8 @@ func (a *cli) enqueue(ctx context.Context, cmd *cobra.Command, cfg *config.Confi
 		Inboxes: cfg.Inboxes, AllowedRoots: cfg.AllowedRoots, DoneDir: cfg.DoneDir, FailedDir: cfg.FailedDir,
 		Settle: cfg.Settle, MaxFileSize: cfg.MaxFileSize, IncompleteTimeout: cfg.IncompleteTimeout,
 		Filter:   watcher.Filter{Include: cfg.Include, Exclude: cfg.Exclude},
-		Enqueuer: q.Enqueuer(cfg), Ledger: q.Ledger, Hashers: 8, Logger: logging.Component(a.log, "scan"),
+		Enqueuer: q.Enqueuer(cfg), Ledger: q.Ledger, Failures: worker.NewFailureLog(q.Redis, cfg.Queue),
+		Hashers: 8, Logger: logging.Component(a.log, "scan"),
 	}, paths, func(p worker.Payload, _ watcher.Outcome) { ids = append(ids, worker.TaskID(p.SHA256)) })
 	if err != nil {
 		if errors.Is(err, watcher.ErrNotInRoot) || errors.Is(err, watcher.ErrThroughLink) {

@@ -38,7 +38,7 @@ type statusReport struct {
 }
 
 type failure struct {
-	TaskID   string    `json:"task_id"`
+	TaskID   string    `json:"task_id,omitempty"` // none for a file failed before it was queued
 	File     string    `json:"file"`
 	Reason   string    `json:"reason"`
 	FailedAt time.Time `json:"failed_at"`
@@ -141,12 +141,19 @@ func report(ctx context.Context, q *app.Queue, cfg *config.Config, limit int) (*
 				}
 				r.Failures = append(r.Failures, failure{TaskID: t.ID, File: file, Reason: t.LastErr, FailedAt: t.LastFailedAt})
 			}
-			// Newest first.
-			sortFailures(r.Failures)
-			if len(r.Failures) > limit {
-				r.Failures = r.Failures[:limit]
-			}
 		}
+	}
+	// Files failed before they were queued (empty, unsupported, too large,
+	// incomplete, unreadable) have no task; the watcher and enqueue log them.
+	if early, err := worker.NewFailureLog(q.Redis, cfg.Queue).Recent(ctx, limit); err == nil {
+		for _, f := range early {
+			r.Failures = append(r.Failures, failure{File: f.File, Reason: f.Reason, FailedAt: f.FailedAt})
+		}
+	}
+	// Newest first.
+	sortFailures(r.Failures)
+	if len(r.Failures) > limit {
+		r.Failures = r.Failures[:limit]
 	}
 	return r, nil
 }
@@ -177,7 +184,7 @@ func printReport(cmd *cobra.Command, r *statusReport) error {
 		fmt.Fprintln(out, "\nnatif rejected the credentials: "+r.Credentials+"\n  fix them, run `natif-uploader login`, then restart or SIGHUP the daemons")
 	}
 	if len(r.Failures) > 0 {
-		fmt.Fprintln(out, "\nrecent failures (natif-uploader retry --all puts them back):")
+		fmt.Fprintln(out, "\nrecent failures (natif-uploader retry --all puts back those with a task; move the others back into an inbox):")
 		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, f := range r.Failures {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.FailedAt.Local().Format("2006-01-02 15:04"), f.File, oneLineReason(f.Reason))
