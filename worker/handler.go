@@ -99,6 +99,9 @@ func IsFailure(err error) bool {
 	return err != nil && !errors.As(err, &nf)
 }
 
+// LedgerRetry bounds the retries of the ledger record after an upload.
+var LedgerRetry = 30 * time.Second
+
 // LeaseExpiredRetry is the wait of a task whose lease expired: the process
 // that held it was killed, or lost Redis while it took the task (a Redis
 // restart between the dequeue and its answer). Nothing is wrong with natif,
@@ -402,11 +405,17 @@ func (h *Handler) succeed(ctx context.Context, log zerolog.Logger, p Payload, o 
 	// The ledger first: if the move below fails, a redelivered task finds
 	// the record and moves the file without uploading it again.
 	// Its own context: a deadline reached during the upload must not cost
-	// the record.
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// the record. Retried for up to LedgerRetry (a Redis restart takes
+	// seconds); without it, the same content could be uploaded again once
+	// the task ID's retention ends.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LedgerRetry)
 	defer cancel()
-	if err := h.o.Ledger.Put(lctx, rec); err != nil {
-		log.Error().Err(err).Msg("uploaded, but the completion ledger could not record it; moving the file anyway")
+	lbo := &backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, RandomizationFactor: 0.25, Multiplier: 2,
+		MaxInterval: 5 * time.Second, MaxElapsedTime: LedgerRetry, Clock: backoff.SystemClock}
+	lbo.Reset()
+	tries := 0
+	if err := backoff.Retry(func() error { tries++; return h.o.Ledger.Put(lctx, rec) }, backoff.WithContext(lbo, lctx)); err != nil {
+		log.Error().Err(err).Int("tries", tries).Msg("uploaded, but the completion ledger could not record it; moving the file anyway")
 	}
 	final, err := archive(o, h.o.DoneDir, p.Rel, DoneSuffix, p.SHA256, func(final string) ([]byte, error) {
 		return json.MarshalIndent(doneSidecar{File: final, Source: p.Path, SHA256: p.SHA256, Size: p.Size,

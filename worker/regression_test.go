@@ -335,3 +335,42 @@ func TestCreateFileSynced(t *testing.T) {
 		})
 	}
 }
+
+// flakyLedger fails its first n Puts, as Redis does while it restarts.
+type flakyLedger struct {
+	Ledger
+	mu   sync.Mutex
+	fail int
+	puts int
+}
+
+func (l *flakyLedger) Put(ctx context.Context, r Record) error {
+	l.mu.Lock()
+	l.puts++
+	failing := l.puts <= l.fail
+	l.mu.Unlock()
+	if failing {
+		return errors.New("redis: connection refused")
+	}
+	return l.Ledger.Put(ctx, r)
+}
+
+// A ledger that fails for a moment (a Redis restart) still gets the record
+// of an upload: the worker retries it before moving the file.
+func TestLedgerPutRetried(t *testing.T) {
+	var fl *flakyLedger
+	e := newEnv(t, fakeapi.Options{}, func(o *Options, _ *Uploader) {
+		fl = &flakyLedger{Ledger: o.Ledger, fail: 3}
+		o.Ledger = fl
+	})
+	p := e.drop("a.pdf", pdf(1, "flaky ledger"))
+	if err := e.process(p); err != nil {
+		t.Fatalf("ProcessTask: %v", err)
+	}
+	if rec, _ := e.ledger.Get(context.Background(), p.SHA256); rec == nil {
+		t.Errorf("no ledger record after %d Puts (3 failed)", fl.puts)
+	}
+	if fl.puts != 4 || !exists(filepath.Join(e.done, "a.pdf")) {
+		t.Errorf("%d Puts, file in done %v; want 4 and the file moved", fl.puts, exists(filepath.Join(e.done, "a.pdf")))
+	}
+}
