@@ -53,7 +53,13 @@ func TestMain(m *testing.M) {
 	// Traversable by all: TestUnreadableFile runs the binary as nobody.
 	_ = os.Chmod(dir, 0o755)
 	binPath = filepath.Join(dir, "natif-uploader")
-	build := exec.Command("go", "build", "-o", binPath, "./cmd/natif-uploader")
+	// E2E_RACE=1 builds the daemon with the race detector (slower; a race
+	// in a daemon fails its test through checkNoCrash's "DATA RACE").
+	args := []string{"build", "-o", binPath}
+	if os.Getenv("E2E_RACE") != "" {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/natif-uploader")...)
 	build.Dir = root
 	if b, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build natif-uploader: %v\n%s", err, b)
