@@ -43,7 +43,7 @@ func (b *bench) pipeline(name string, files []string, conc int, dir string) (run
 	if err != nil {
 		return runStats{}, err
 	}
-	defer os.RemoveAll(filepath.Dir(f.Inbox))
+	// The run folder stays until exit (see collectDone).
 	d, err := b.startDaemon(name, "run", f, conc)
 	if err != nil {
 		return runStats{}, err
@@ -364,7 +364,6 @@ func (b *bench) partScaling() error {
 		if _, err := collectDone(f.Done, baseNames(files), b.stage); err != nil {
 			return err
 		}
-		_ = os.RemoveAll(filepath.Dir(f.Inbox))
 		rate := float64(len(files)) / dur.Seconds()
 		if k == 1 {
 			one = rate
