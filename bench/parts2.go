@@ -163,6 +163,12 @@ func (b *bench) partBacklog() error {
 	if _, err := collectDone(f.Done, baseNames(files), f.Inbox); err != nil {
 		return err
 	}
+	// A fresh done folder: the first run's sidecars stay where they are (no
+	// deletion; see collectDone), and would otherwise meet this run's files.
+	f.Done = filepath.Join(filepath.Dir(f.Done), "done-run")
+	if err := os.MkdirAll(f.Done, 0o755); err != nil {
+		return err
+	}
 	if err := b.reset(); err != nil {
 		return err
 	}
