@@ -3,6 +3,7 @@ package natif
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -39,7 +40,12 @@ func ParseTokenResponse(body []byte) (TokenResponse, error) {
 	if err := json.Unmarshal(body, &wire); err != nil {
 		return TokenResponse{}, ErrBadTokenResponse
 	}
-	if wire.AccessToken == "" || wire.ExpiresIn <= 0 {
+	// A lifetime a time.Duration cannot hold (about 292 years; found by
+	// fuzzing: expires_in 9700000000 overflowed to a negative lifetime) is
+	// no answer a server means.
+	const maxLifetime = math.MaxInt64 / int64(time.Second)
+	if wire.AccessToken == "" || wire.ExpiresIn <= 0 || wire.ExpiresIn > maxLifetime ||
+		wire.RefreshExpiresIn > maxLifetime || wire.RefreshExpiresIn < -maxLifetime {
 		return TokenResponse{}, ErrBadTokenResponse
 	}
 	return TokenResponse{

@@ -9,6 +9,7 @@ package redact
 
 import (
 	"net/url"
+	"strings"
 )
 
 // Redacted is what every printed, logged or marshalled secret turns into.
@@ -52,9 +53,32 @@ func URL(raw string) string {
 	if raw == "" {
 		return ""
 	}
+	// A password with an unescaped '#', '?' or '/' ends the URL's authority
+	// early: url.Parse then sees no password, or only its start, and the
+	// rest, '@' included, in the path, query or fragment
+	// ("redis://default:Zq9:#Xk7@host" parses as host "default:Zq9:").
+	// A URL with an '@' past its authority cannot be shown safely.
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest := raw[i+3:]
+		if j := strings.IndexAny(rest, "/?#"); j >= 0 && strings.Contains(rest[j:], "@") {
+			return Redacted
+		}
+	} else if strings.Contains(raw, "@") {
+		return Redacted
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return Redacted
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+		if u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			}
+		}
+		return u.String()
 	}
 	if u.User == nil {
 		return raw

@@ -17,6 +17,14 @@ func TestURL(t *testing.T) {
 		{"rediss://user:pw@h:6380", "rediss://user:xxxxx@h:6380"},
 		{"redis://user@h", "redis://user@h"},
 		{"redis://%zz:pw@h", Redacted},
+		// Found by fuzzing: an unescaped '#' ends the authority early, and
+		// url.Parse sees no password at all.
+		{"redis://default:Zq9:#Xk7@127.0.0.1:6379/0", Redacted},
+		{"redis://:pa/ss@h:6379", Redacted},
+		{"redis://:pa?ss@h:6379", Redacted},
+		{"redis-socket://:pw@/tmp/redis.sock", "redis-socket://:xxxxx@/tmp/redis.sock"},
+		{"redis://h:6379/0?password=hunter2&db=1", "redis://h:6379/0?db=1&password=xxxxx"},
+		{"redis://h:6379/0#frag", "redis://h:6379/0#frag"},
 	}
 	for _, tt := range tests {
 		if got := URL(tt.in); got != tt.want {
