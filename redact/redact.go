@@ -70,24 +70,20 @@ func URL(raw string) string {
 	if err != nil {
 		return Redacted
 	}
+	changed := false
 	if q := u.Query(); q.Has("password") {
 		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-		if u.User != nil {
-			if _, has := u.User.Password(); has {
-				u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			}
-		}
-		return u.String()
+		u.RawQuery, changed = q.Encode(), true
 	}
-	if u.User == nil {
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User, changed = url.UserPassword(u.User.Username(), "xxxxx"), true
+		}
+	}
+	if !changed {
 		return raw
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		return u.String()
-	}
-	return raw
+	return u.String()
 }
 
 // SecretURL is a URL that may carry a password in its user info (REDIS_URL).

@@ -107,7 +107,9 @@ func (f *file) record(fi fs.FileInfo) {
 	f.size, f.mtime, f.ctime = fi.Size(), fi.ModTime(), ctimeOf(fi)
 }
 
-// lastChange is the later of the recorded mtime and ctime.
+// lastChange is the later of the recorded mtime and ctime: when the file
+// was last written, renamed or had its times set. A copy that keeps the
+// source's old mtime still shows a recent ctime while it is written.
 func (f *file) lastChange() time.Time {
 	if f.ctime.After(f.mtime) {
 		return f.ctime
@@ -115,14 +117,11 @@ func (f *file) lastChange() time.Time {
 	return f.mtime
 }
 
-// lastChange is the later of fi's mtime and ctime: when the file was last
-// written, renamed or had its times set. A copy that keeps the source's
-// old mtime still shows a recent ctime while it is written.
+// lastChange is lastChange of a file recorded from fi.
 func lastChange(fi fs.FileInfo) time.Time {
-	if c := ctimeOf(fi); c.After(fi.ModTime()) {
-		return c
-	}
-	return fi.ModTime()
+	var f file
+	f.record(fi)
+	return f.lastChange()
 }
 
 // judge looks at a stable file: empty, too large, unsupported, incomplete or

@@ -171,7 +171,7 @@ func Scan(ctx context.Context, o Options, paths []string, onQueued func(worker.P
 			}
 			f := file{root: s.root, rel: rel, path: path}
 			f.record(fi)
-			if now.Sub(lastChange(fi)) < o.Settle {
+			if now.Sub(f.lastChange()) < o.Settle {
 				late.Lock()
 				recent = append(recent, f)
 				late.Unlock()

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -68,23 +69,12 @@ func copyNoReplace(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".copy-*")
+	tmp, err := syncedTemp(dst, ".copy", in)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), dst); err != nil {
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, dst); err != nil {
 		return err
 	}
 	syncDir(filepath.Dir(dst))
@@ -98,23 +88,67 @@ func copyNoReplace(src, dst string) error {
 // writeFileAtomic writes data to a temporary file in dst's folder, syncs it
 // and renames it over dst.
 func writeFileAtomic(dst string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	tmp, err := syncedTemp(dst, ".tmp", bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+	defer os.Remove(tmp)
+	return os.Rename(tmp, dst)
+}
+
+// syncedTemp writes r to a new temporary file ".<name of dst><kind>-<digits>"
+// in dst's folder (kind ".tmp" or ".copy", the names sweepStaleTemps knows)
+// and syncs it. The caller links or renames it into place, then removes it.
+func syncedTemp(dst, kind string, r io.Reader) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+kind+"-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(tmp, r)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
+}
+
+// errNoUnnamed: the folder's file system (NFS, SMB) has no unnamed files
+// (O_TMPFILE), or there is no /proc to link one through.
+var errNoUnnamed = errors.New("no unnamed file (O_TMPFILE) can be made and linked here")
+
+// linkUnnamed writes r into an unnamed file (O_TMPFILE) of the folder dir,
+// syncs it and links it at name (both relative to dirfd), never replacing a
+// file there (os.ErrExist) and never showing a partial file under that
+// name. A crash leaves nothing behind. errNoUnnamed when the file system or
+// the system does not allow it.
+func linkUnnamed(dirfd int, dir, name string, r io.Reader, perm uint32) error {
+	fd, err := unix.Openat(dirfd, dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errNoUnnamed, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	if _, err := io.Copy(f, r); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+	if err := f.Sync(); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EEXIST):
+		return &os.LinkError{Op: "link", Old: "(unnamed)", New: name, Err: os.ErrExist}
+	default:
+		return fmt.Errorf("%w: %w", errNoUnnamed, err)
 	}
-	return os.Rename(tmp.Name(), dst)
 }
 
 // source is a file to move into an archive folder, never replacing dst
@@ -175,23 +209,12 @@ func (o *opened) moveTo(dst string) error {
 // copyFromFD writes the content of f to a temporary file beside dst, syncs
 // it and links it to dst (never replacing).
 func copyFromFD(f *os.File, dst string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".copy-*")
+	tmp, err := syncedTemp(dst, ".copy", io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, io.NewSectionReader(f, 0, 1<<62)); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp.Name(), dst)
+	defer os.Remove(tmp)
+	return os.Link(tmp, dst)
 }
 
 // maxArchiveName bounds the last element of an archived file's name so that
@@ -433,60 +456,31 @@ func claimSidecar(side string, data []byte, sha string) (bool, error) {
 }
 
 // createFileSynced creates path holding data, never replacing a file there
-// (os.ErrExist), and never showing a partial file under that name: the data
-// is written and synced into an unnamed file of path's folder (O_TMPFILE),
-// which is then linked at path. A crash leaves nothing behind, and the
-// folder is changed once, not three times as with a named temporary file
-// (create, link, remove): under concurrent fsyncs each change of a large
-// folder costs a hundred microseconds or more of kernel time (bench: the
-// sidecar's temporary file was 30 % of the daemon's CPU). File systems
-// without O_TMPFILE (NFS, SMB) and a system without /proc get a named
+// (os.ErrExist), and never showing a partial file under that name: through
+// an unnamed file (linkUnnamed), which changes the folder once, not three
+// times as a named temporary file does (create, link, remove); under
+// concurrent fsyncs each change of a large folder costs a hundred
+// microseconds or more of kernel time (bench: the sidecar's temporary file
+// was 30 % of the daemon's CPU). Where there are no unnamed files, a named
 // temporary file.
 func createFileSynced(path string, data []byte) error {
-	fd, err := unix.Open(filepath.Dir(path), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
-	if err != nil {
+	err := linkUnnamed(unix.AT_FDCWD, filepath.Dir(path), path, bytes.NewReader(data), 0o600)
+	if errors.Is(err, errNoUnnamed) {
 		return createFileSyncedNamed(path, data)
 	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, unix.EEXIST):
-		return &os.LinkError{Op: "link", Old: "(unnamed)", New: path, Err: os.ErrExist}
-	default:
-		return createFileSyncedNamed(path, data)
-	}
+	return err
 }
 
 // createFileSyncedNamed is createFileSynced through a named temporary file
 // (".<name>.tmp-<digits>", removed at once; sweepStaleTemps removes those a
 // killed process left).
 func createFileSyncedNamed(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := syncedTemp(path, ".tmp", bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp.Name(), path)
+	defer os.Remove(tmp)
+	return os.Link(tmp, path)
 }
 
 // orphanOf reports whether side is a sidecar of the content sha whose file

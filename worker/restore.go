@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -112,25 +110,14 @@ func findFailed(failedDir string, p Payload) (string, bool) {
 	return "", false
 }
 
-// copyInto copies src into an unnamed file of dir, syncs it and links it at
-// base (never replacing a file there).
+// copyInto copies src into dir at base (never replacing a file there),
+// through an unnamed file, so that a crash leaves no partial copy in the
+// inbox.
 func copyInto(src string, dir *os.File, base string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	fd, err := unix.Openat(int(dir.Fd()), ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return fmt.Errorf("an unnamed file (O_TMPFILE) in the inbox: %w", err)
-	}
-	out := os.NewFile(uintptr(fd), base)
-	defer out.Close()
-	if _, err := io.Copy(out, in); err != nil {
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		return err
-	}
-	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), int(dir.Fd()), base, unix.AT_SYMLINK_FOLLOW)
+	return linkUnnamed(int(dir.Fd()), ".", base, in, 0o644)
 }

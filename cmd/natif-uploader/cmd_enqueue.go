@@ -146,6 +146,7 @@ func (a *cli) waitFor(ctx context.Context, out io.Writer, q *app.Queue, cfg *con
 	}
 	var failed, gone []string
 	done := 0
+	_, shared := q.Ledger.(*worker.RedisLedger)
 	var bar *progressbar.ProgressBar
 	if a.env.StderrIsTerminal {
 		bar = progressbar.NewOptions(len(ids), progressbar.OptionSetWriter(a.env.Stderr), progressbar.OptionSetDescription("uploading"),
@@ -183,9 +184,7 @@ func (a *cli) waitFor(ctx context.Context, out io.Writer, q *app.Queue, cfg *con
 				// and was queued again under its new content. (The
 				// embedded queue's file ledger is read once at start, so
 				// this process cannot see the daemon's new records.)
-				p, perr := worker.ParsePayload(info.Payload)
-				_, shared := q.Ledger.(*worker.RedisLedger)
-				if rec, err := q.Ledger.Get(ctx, p.SHA256); shared && perr == nil && err == nil && rec == nil {
+				if p, err := worker.ParsePayload(info.Payload); err == nil && shared && notUploaded(ctx, q.Ledger, p.SHA256) {
 					gone = append(gone, p.Path)
 				} else {
 					done++
@@ -228,6 +227,13 @@ func (a *cli) waitFor(ctx context.Context, out io.Writer, q *app.Queue, cfg *con
 		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%d files failed", len(failed))}
 	}
 	return nil
+}
+
+// notUploaded reports whether the ledger answers that sha was never
+// uploaded (an error is no answer).
+func notUploaded(ctx context.Context, l worker.Ledger, sha string) bool {
+	rec, err := l.Get(ctx, sha)
+	return err == nil && rec == nil
 }
 
 func serves(servers []*asynq.ServerInfo, queue string) bool {
